@@ -1,0 +1,127 @@
+/** berthd's command line. Flags follow dockerd's names where they exist. */
+import path from 'node:path';
+import { Logger, type LogLevel } from '../util/log.js';
+
+export interface DaemonConfig {
+  dataRoot: string;
+  execRoot: string;
+  /** unix:///path or a plain path. */
+  hosts: string[];
+  logLevel: LogLevel;
+  cgroupParent: string;
+  initPath: string;
+  runtimePath: string;
+  conmonPath: string;
+  /** Socket file mode (0660) and owning group, if any. */
+  group?: string;
+}
+
+export const DEFAULTS: DaemonConfig = {
+  dataRoot: '/var/lib/berth',
+  execRoot: '/run/berth',
+  hosts: ['unix:///run/berth/berth.sock'],
+  logLevel: 'info',
+  cgroupParent: '/berth',
+  initPath: '/usr/bin/tini-static',
+  runtimePath: 'runc',
+  conmonPath: 'conmon',
+};
+
+export const USAGE = `Usage: berthd [OPTIONS]
+
+A container engine that speaks the Docker Engine API.
+
+Options:
+      --data-root string       Root directory of persistent state (default "/var/lib/berth")
+      --exec-root string       Root directory for runtime state (default "/run/berth")
+  -H, --host string            Daemon socket to listen on (default "unix:///run/berth/berth.sock")
+  -l, --log-level string       Log level: debug, info, warn, error (default "info")
+      --cgroup-parent string   Parent cgroup for containers (default "/berth")
+      --init-path string       Init binary for --init containers (default "/usr/bin/tini-static")
+      --runtime string         runc binary (default "runc")
+      --conmon string          conmon binary (default "conmon")
+  -G, --group string           Group for the API socket
+  -h, --help                   Print usage
+  -v, --version                Print version
+`;
+
+export class UsageError extends Error {}
+
+export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' | 'version' {
+  const cfg: DaemonConfig = { ...DEFAULTS, hosts: [] };
+  const take = (i: number, name: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined) throw new UsageError(`flag needs an argument: ${name}`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let inline: string | undefined;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      inline = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const value = (): string => {
+      if (inline !== undefined) return inline;
+      const v = take(i, arg);
+      i++;
+      return v;
+    };
+    switch (arg) {
+      case '--data-root':
+      case '-g':
+        cfg.dataRoot = path.resolve(value());
+        break;
+      case '--exec-root':
+        cfg.execRoot = path.resolve(value());
+        break;
+      case '-H':
+      case '--host':
+        cfg.hosts.push(value());
+        break;
+      case '-l':
+      case '--log-level':
+        cfg.logLevel = Logger.parseLevel(value());
+        break;
+      case '-D':
+      case '--debug':
+        cfg.logLevel = 'debug';
+        break;
+      case '--cgroup-parent':
+        cfg.cgroupParent = value();
+        break;
+      case '--init-path':
+        cfg.initPath = value();
+        break;
+      case '--runtime':
+        cfg.runtimePath = value();
+        break;
+      case '--conmon':
+        cfg.conmonPath = value();
+        break;
+      case '-G':
+      case '--group':
+        cfg.group = value();
+        break;
+      case '-h':
+      case '--help':
+        return 'help';
+      case '-v':
+      case '--version':
+        return 'version';
+      default:
+        throw new UsageError(`unknown flag: ${arg}`);
+    }
+  }
+  if (cfg.hosts.length === 0) cfg.hosts = [...DEFAULTS.hosts];
+  if (!cfg.cgroupParent.startsWith('/')) cfg.cgroupParent = `/${cfg.cgroupParent}`;
+  return cfg;
+}
+
+/** The socket path of a host address (only UNIX sockets are served here). */
+export function socketPath(host: string): string {
+  if (host.startsWith('unix://')) return host.slice('unix://'.length);
+  if (host.startsWith('/')) return host;
+  throw new UsageError(`unsupported host ${host}: berthd serves the API on UNIX sockets (unix:///path)`);
+}

@@ -1,0 +1,202 @@
+/**
+ * berthd's composition root: reads the command line, builds each service
+ * with what it needs, wires the routers and serves the Engine API. Nothing
+ * else in the code base sees "the daemon".
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { BERTH_VERSION, ENGINE_VERSION } from '../api/version.js';
+import { EventBus } from '../core/events/bus.js';
+import { errorMessage } from '../core/errdefs/index.js';
+import { Filters } from '../core/filters.js';
+import { LocalContentStore } from '../engine/content/local.js';
+import { ContainerService } from '../engine/containers/container-service.js';
+import { ImageService } from '../engine/images/image-service.js';
+import { ConmonRuntime } from '../engine/runtime/conmon.js';
+import { OverlaySnapshotter } from '../engine/snapshots/overlay.js';
+import { systemInfo, versionInfo } from '../engine/system/info.js';
+import { ApiServer } from '../server/http-server.js';
+import { Router } from '../server/router.js';
+import { containerRoutes } from '../server/routers/containers.js';
+import { imageRoutes } from '../server/routers/images.js';
+import { systemRoutes } from '../server/routers/system.js';
+import { Logger } from '../util/log.js';
+import { processExists, run } from '../util/proc.js';
+import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
+
+/** Finds an executable on PATH (conmon needs absolute paths). */
+function which(binary: string): string | undefined {
+  if (binary.includes('/')) return fs.existsSync(binary) ? path.resolve(binary) : undefined;
+  for (const dir of (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = path.join(dir, binary);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // keep looking
+    }
+  }
+  for (const dir of ['/usr/sbin', '/sbin', '/usr/local/sbin']) {
+    const p = path.join(dir, binary);
+    if (fs.existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+async function firstLineOf(cmd: string, args: string[]): Promise<string> {
+  const r = await run(cmd, args).catch(() => undefined);
+  const m = /version\s+(\S+)/.exec(r?.stdout ?? '');
+  return m ? m[1] : 'unknown';
+}
+
+/** One daemon per data root: a pid file, refused while its owner lives. */
+async function claimDataRoot(dataRoot: string): Promise<string> {
+  const pidFile = path.join(dataRoot, 'berthd.pid');
+  try {
+    const pid = parseInt(await fsp.readFile(pidFile, 'utf8'), 10);
+    if (pid !== process.pid && processExists(pid)) {
+      const cmdline = await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes('berthd')) throw new UsageError(`another berthd (pid ${pid}) is using ${dataRoot}`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+  }
+  await fsp.writeFile(pidFile, String(process.pid));
+  return pidFile;
+}
+
+async function daemonId(dataRoot: string): Promise<string> {
+  const file = path.join(dataRoot, 'engine-id');
+  try {
+    return (await fsp.readFile(file, 'utf8')).trim();
+  } catch {
+    const id = crypto.randomUUID();
+    await fsp.writeFile(file, id);
+    return id;
+  }
+}
+
+export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ stop(): Promise<void> }> {
+  if (process.getuid?.() !== 0) throw new UsageError('berthd needs to run as root');
+  const runcPath = which(cfg.runtimePath);
+  const conmonPath = which(cfg.conmonPath);
+  if (!runcPath) throw new UsageError(`runtime binary "${cfg.runtimePath}" not found (install the runc package)`);
+  if (!conmonPath) throw new UsageError(`conmon binary "${cfg.conmonPath}" not found (install the conmon package)`);
+  const warnings: string[] = [];
+  if (!fs.existsSync(cfg.initPath)) warnings.push(`WARNING: init binary ${cfg.initPath} not found: --init will fail`);
+
+  await fsp.mkdir(cfg.dataRoot, { recursive: true, mode: 0o711 });
+  await fsp.mkdir(cfg.execRoot, { recursive: true, mode: 0o711 });
+  const pidFile = await claimDataRoot(cfg.dataRoot);
+
+  const events = new EventBus();
+  const content = new LocalContentStore(path.join(cfg.dataRoot, 'content'));
+  await content.init();
+  const snapshots = new OverlaySnapshotter(path.join(cfg.dataRoot, 'snapshots'));
+  await snapshots.init();
+  const images = new ImageService(content, snapshots, path.join(cfg.dataRoot, 'images'), events, log.child({ component: 'images' }));
+  const runtime = new ConmonRuntime(conmonPath, runcPath, cfg.execRoot);
+  await runtime.init();
+  const containers = new ContainerService(
+    { dataRoot: cfg.dataRoot, execRoot: cfg.execRoot, cgroupParent: cfg.cgroupParent, initPath: cfg.initPath },
+    images,
+    snapshots,
+    runtime,
+    events,
+    log.child({ component: 'containers' }),
+  );
+  // containers first: image GC must know which layers their writable layers sit on
+  await containers.init();
+  await images.init();
+
+  const [runcVersion, conmonVersion, id] = await Promise.all([
+    firstLineOf(runcPath, ['--version']),
+    firstLineOf(conmonPath, ['--version']),
+    daemonId(cfg.dataRoot),
+  ]);
+
+  const router = new Router();
+  systemRoutes(router, {
+    version: () => versionInfo({ runcVersion, conmonVersion }),
+    info: () => systemInfo({ containers, images, dataRoot: cfg.dataRoot, daemonId: id, runcVersion, conmonVersion, warnings }),
+    diskUsage: async () => {
+      const imageList = await images.list(new Filters(), true);
+      const containerList = await containers.list({ all: true, size: true, filters: new Filters() });
+      return {
+        LayersSize: imageList.reduce((n, i) => n + i.Size, 0),
+        Images: imageList,
+        Containers: containerList,
+        Volumes: [],
+        BuildCache: [],
+      };
+    },
+    events,
+    resolveContainer: (name) => containers.tryResolve(name)?.id,
+    resolveImage: (name) => images.tryResolve(name)?.id,
+  });
+  containerRoutes(router, containers);
+  imageRoutes(router, images);
+  router.post('/build/prune', async (ctx) => ctx.json(200, { CachesDeleted: [], SpaceReclaimed: 0 }));
+
+  const server = new ApiServer(router, log.child({ component: 'api' }));
+  for (const host of cfg.hosts) {
+    const sock = socketPath(host);
+    await server.listen(sock, 0o660);
+    if (cfg.group) await run('chgrp', [cfg.group, sock]);
+    log.info('API listening', { socket: sock });
+  }
+  log.info('berthd started', { version: BERTH_VERSION, engine: ENGINE_VERSION, dataRoot: cfg.dataRoot, execRoot: cfg.execRoot });
+
+  return {
+    async stop() {
+      await server.close();
+      containers.shutdown();
+      await fsp.rm(pidFile, { force: true });
+      log.info('berthd stopped; containers keep running');
+    },
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed: ReturnType<typeof parseDaemonArgs>;
+  try {
+    parsed = parseDaemonArgs(argv);
+  } catch (err) {
+    process.stderr.write(`berthd: ${errorMessage(err)}\nSee 'berthd --help'.\n`);
+    process.exit(125);
+  }
+  if (parsed === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (parsed === 'version') {
+    process.stdout.write(`berthd version ${BERTH_VERSION} (Engine API compatible with Docker ${ENGINE_VERSION})\n`);
+    return;
+  }
+  const cfg = parsed;
+  const log = new Logger(cfg.logLevel, {});
+  process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { error: errorMessage(reason) }));
+  process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.message, stack: err.stack }));
+  let daemon: { stop(): Promise<void> };
+  try {
+    daemon = await startDaemon(cfg, log);
+  } catch (err) {
+    log.error('berthd failed to start', { error: errorMessage(err) });
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down', { signal });
+    daemon
+      .stop()
+      .catch((err) => log.error('shutdown failed', { error: errorMessage(err) }))
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGPIPE', () => {});
+}

@@ -1,0 +1,87 @@
+/**
+ * Detects how a layer or import stream is compressed from its first bytes
+ * and returns a stream of the plain tar.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import zlib from 'node:zlib';
+import { invalidArgument } from '../../core/errdefs/index.js';
+
+export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
+
+export function detectCompression(head: Buffer): Compression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 3 && head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
+  return 'none';
+}
+
+/**
+ * Reads the first bytes of a stream without losing them: resolves with the
+ * head and a stream that replays it followed by the rest.
+ */
+export function peek(source: Readable, bytes = 8): Promise<{ head: Buffer; stream: Readable }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let have = 0;
+    const done = (): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onError);
+      source.pause();
+      const head = Buffer.concat(chunks);
+      const out = new PassThrough({ highWaterMark: 1 << 20 });
+      out.write(head);
+      source.pipe(out);
+      source.on('error', (err) => out.destroy(err));
+      resolve({ head, stream: out });
+    };
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      have += chunk.length;
+      if (have >= bytes) done();
+    };
+    const onEnd = (): void => done();
+    const onError = (err: Error): void => reject(err);
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onError);
+  });
+}
+
+/** A decompressing stream for the given compression (identity for none). */
+export function decompressor(kind: Compression): { input: NodeJS.WritableStream & Readable; output: Readable } | null {
+  switch (kind) {
+    case 'none':
+      return null;
+    case 'gzip': {
+      const gunzip = zlib.createGunzip({ chunkSize: 1 << 17 });
+      return { input: gunzip as unknown as NodeJS.WritableStream & Readable, output: gunzip };
+    }
+    case 'bzip2':
+    case 'xz': {
+      // Rare formats: the system's own decompressors do the work.
+      const child = spawn(kind === 'xz' ? 'xz' : 'bzip2', ['-dc'], { stdio: ['pipe', 'pipe', 'ignore'] });
+      const out = child.stdout;
+      child.on('error', (err) => out.destroy(err));
+      child.on('close', (code) => {
+        if (code !== 0) out.destroy(invalidArgument(`${kind} decompression failed (exit ${code})`));
+      });
+      return { input: child.stdin as unknown as NodeJS.WritableStream & Readable, output: out };
+    }
+    case 'zstd':
+      throw invalidArgument('zstd-compressed archives are not supported yet');
+  }
+}
+
+/** Returns the plain tar stream for a possibly compressed source. */
+export async function decompressed(source: Readable): Promise<{ stream: Readable; compression: Compression }> {
+  const { head, stream } = await peek(source);
+  const compression = detectCompression(head);
+  const d = decompressor(compression);
+  if (!d) return { stream, compression };
+  stream.on('error', (err) => d.output.destroy(err));
+  stream.pipe(d.input as unknown as NodeJS.WritableStream);
+  return { stream: d.output, compression };
+}

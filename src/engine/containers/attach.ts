@@ -1,0 +1,65 @@
+/**
+ * Attach clients waiting for a container to start, and the plumbing from a
+ * conmon attach connection to a client. `docker run` attaches before it
+ * starts the container; we connect to conmon between `runc create` and
+ * `runc start`, so no output is lost.
+ */
+import type { AttachConnection } from '../runtime/conmon.js';
+
+export interface AttachInput {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+}
+
+export interface AttachClient {
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  /** Output of the container: stream 1 stdout, 2 stderr (a tty sends all as 1). */
+  output(stream: 1 | 2, data: Buffer): void;
+  /** No more output will come (the container ended or we were detached). */
+  close(): void;
+  /** The client's stdin, when it asked for it. */
+  input?: AttachInput;
+  /** Registers a callback for when the client disconnects. */
+  onGone(callback: () => void): void;
+}
+
+export class AttachHub {
+  private readonly pending = new Map<string, Set<AttachClient>>();
+
+  wait(id: string, client: AttachClient): void {
+    let set = this.pending.get(id);
+    if (!set) this.pending.set(id, (set = new Set()));
+    set.add(client);
+    client.onGone(() => set!.delete(client));
+  }
+
+  hasPending(id: string): boolean {
+    return (this.pending.get(id)?.size ?? 0) > 0;
+  }
+
+  take(id: string): AttachClient[] {
+    const set = this.pending.get(id);
+    this.pending.delete(id);
+    return set ? [...set] : [];
+  }
+
+  /** Ends clients still waiting for a container that is going away. */
+  closeAll(id: string): void {
+    for (const c of this.take(id)) c.close();
+  }
+
+  static connect(client: AttachClient, conn: AttachConnection): void {
+    conn.on('data', (stream: number, data: Buffer) => {
+      if (stream === 1 && client.stdout) client.output(1, data);
+      else if (stream === 2 && client.stderr) client.output(2, data);
+    });
+    conn.on('end', () => client.close());
+    if (client.stdin && client.input) {
+      client.input.on('data', (chunk) => conn.write(chunk));
+      client.input.on('end', () => conn.endInput());
+    }
+    client.onGone(() => conn.close());
+  }
+}

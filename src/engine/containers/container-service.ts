@@ -1,0 +1,1056 @@
+/**
+ * ContainerService: the container lifecycle (create, start, stop, kill,
+ * restart, pause, rename, remove, wait) over the snapshotter (rootfs), the
+ * conmon/runc runtime (processes) and the container store (state on disk).
+ *
+ * State changes of one container are serialised by a per-container lock;
+ * exits reported by conmon (exit files, watched with inotify) are applied
+ * under the same lock. Nothing waits for an exit while holding it.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { CreateContainerBody } from '../../api/types.js';
+import type { ContainerRecord, ContainerState, MountPoint } from '../../core/containers/types.js';
+import { parseSignal, signalNumber } from '../../core/containers/signals.js';
+import type { Digest } from '../../core/images/digest.js';
+import { conflict, errnoCode, errorMessage, internal, invalidArgument, notFound, notModified } from '../../core/errdefs/index.js';
+import type { EventBus } from '../../core/events/bus.js';
+import { Filters } from '../../core/filters.js';
+import { newId, shortId } from '../../util/ids.js';
+import type { Logger } from '../../util/log.js';
+import { KeyedMutex, Mutex } from '../../util/mutex.js';
+import { generateUniqueName } from '../../util/names.js';
+import { processExists } from '../../util/proc.js';
+import { ZERO_TIME, rfc3339Nano } from '../../util/time.js';
+import { humanDuration } from '../../util/units.js';
+import type { ImageService } from '../images/image-service.js';
+import { type OverlaySnapshotter, overlayOptions } from '../snapshots/overlay.js';
+import { type ConmonRuntime, CreateError } from '../runtime/conmon.js';
+import { MNT_DETACH, native } from '../runtime/native.js';
+import { secureJoin } from '../runtime/rootfs-path.js';
+import { DEFAULT_PATH, buildSpec, type OciMount } from '../runtime/spec.js';
+import { resolveUser } from '../runtime/user.js';
+import { AttachHub, type AttachClient } from './attach.js';
+import { ContainerStore } from './container-store.js';
+import { buildHostConfig, commandOf, logLimits, mergeConfig, validateName } from './create-config.js';
+import { writeEtcFiles } from './etc-files.js';
+import { type LogEntry, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
+
+export interface ContainerServiceConfig {
+  dataRoot: string;
+  execRoot: string;
+  cgroupParent: string;
+  initPath: string;
+}
+
+/** What a container's network looks like at start (see engine/networks). */
+export interface NetworkSetup {
+  namespace: 'host' | 'new' | { path: string };
+  kind: 'host' | 'none' | 'bridge';
+  addresses: string[];
+  hostGateway?: string;
+}
+
+/** The seam where networking plugs into the container lifecycle. */
+export interface ContainerNetworking {
+  setup(c: ContainerRecord): Promise<NetworkSetup>;
+  teardown(c: ContainerRecord): Promise<void>;
+  /** Called at create: validates the mode and fills NetworkSettings. */
+  prepare(c: ContainerRecord): Promise<void>;
+}
+
+/** Until bridge networks land, everything but host gets its own namespace with loopback. */
+export class LoopbackNetworking implements ContainerNetworking {
+  async prepare(c: ContainerRecord): Promise<void> {
+    const mode = c.hostConfig.NetworkMode;
+    if (mode.startsWith('container:')) throw invalidArgument('network mode container:<name> is not supported yet');
+    if (!['default', 'bridge', 'none', 'host'].includes(mode)) throw notFound(`network ${mode} not found`);
+  }
+  async setup(c: ContainerRecord): Promise<NetworkSetup> {
+    if (c.hostConfig.NetworkMode === 'host') return { namespace: 'host', kind: 'host', addresses: [] };
+    return { namespace: 'new', kind: 'none', addresses: [] };
+  }
+  async teardown(): Promise<void> {}
+}
+
+export interface ContainerSummary {
+  Id: string;
+  Names: string[];
+  Image: string;
+  ImageID: string;
+  Command: string;
+  Created: number;
+  Ports: { IP?: string; PrivatePort: number; PublicPort?: number; Type: string }[];
+  SizeRw?: number;
+  SizeRootFs?: number;
+  Labels: Record<string, string>;
+  State: string;
+  Status: string;
+  HostConfig: { NetworkMode: string };
+  NetworkSettings: { Networks: Record<string, unknown> };
+  Mounts: MountPoint[];
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+const LIST_FILTERS = [
+  'id', 'name', 'label', 'status', 'ancestor', 'exited', 'before', 'since', 'volume', 'network', 'health', 'is-task', 'publish', 'expose',
+];
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+function initialState(): ContainerState {
+  return {
+    Status: 'created',
+    Running: false,
+    Paused: false,
+    Restarting: false,
+    OOMKilled: false,
+    Dead: false,
+    Pid: 0,
+    ExitCode: 0,
+    Error: '',
+    StartedAt: ZERO_TIME,
+    FinishedAt: ZERO_TIME,
+  };
+}
+
+/** Exit code Docker reports when a container cannot start. */
+export function startFailureCode(message: string): number {
+  if (/executable file not found|no such file or directory|not found in \$PATH/i.test(message)) return 127;
+  if (/permission denied|is a directory/i.test(message)) return 126;
+  return 128;
+}
+
+export class ContainerService {
+  readonly store: ContainerStore;
+  private readonly locks = new KeyedMutex();
+  private readonly nameLock = new Mutex();
+  private readonly signals = new EventEmitter();
+  private readonly attachHub = new AttachHub();
+  private readonly runcDeletes = new Map<string, Promise<void>>();
+  private networking: ContainerNetworking = new LoopbackNetworking();
+  private exitWatcher: fs.FSWatcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly config: ContainerServiceConfig,
+    private readonly images: ImageService,
+    private readonly snapshots: OverlaySnapshotter,
+    private readonly runtime: ConmonRuntime,
+    private readonly events: EventBus,
+    private readonly log: Logger,
+  ) {
+    this.store = new ContainerStore(path.join(config.dataRoot, 'containers'), log);
+    this.signals.setMaxListeners(0);
+    images.setUsage({
+      containersUsing: (imageId) =>
+        this.store
+          .all()
+          .filter((c) => c.image === imageId)
+          .map((c) => ({ id: c.id, running: c.state.Running })),
+      chainsInUse: async () => {
+        const out: Digest[] = [];
+        for (const key of await this.snapshots.activeKeys()) {
+          const parent = await this.snapshots.activeParent(key);
+          if (parent) out.push(parent);
+        }
+        return out;
+      },
+    });
+  }
+
+  setNetworking(n: ContainerNetworking): void {
+    this.networking = n;
+  }
+
+  // ---- paths ---------------------------------------------------------------
+
+  private dir(id: string): string {
+    return this.store.dir(id);
+  }
+
+  private rootfs(id: string): string {
+    return path.join(this.dir(id), 'rootfs');
+  }
+
+  bundle(id: string): string {
+    return path.join(this.config.execRoot, 'containers', id);
+  }
+
+  // ---- startup and shutdown ----------------------------------------------
+
+  /** Loads records and reconciles them with what survived (conmon, exit files, mounts). */
+  async init(): Promise<void> {
+    await fsp.mkdir(path.join(this.config.execRoot, 'containers'), { recursive: true, mode: 0o700 });
+    const records = await this.store.load();
+    const known = new Set(records.map((r) => r.id));
+    const exitsPending: string[] = [];
+    for (const c of records) {
+      if (c.state.Status === 'removing') {
+        await this.removeLocked(c).catch((err) => this.log.warn('could not finish removal', { id: c.id, error: err as Error }));
+        continue;
+      }
+      if (c.state.Running || c.state.Status === 'restarting') {
+        if ((await this.runtime.readExit(c.id)) !== undefined) {
+          exitsPending.push(c.id);
+        } else if (this.conmonAlive(c)) {
+          this.log.info('container still running', { id: shortId(c.id) });
+        } else {
+          // Its monitor is gone (host reboot, or conmon killed): it is not running any more.
+          this.log.warn('container lost its monitor; marking it exited', { id: shortId(c.id) });
+          await this.runtime.runc.kill(c.id, 'SIGKILL', true).catch(() => {});
+          await this.finishExit(c, 255, false);
+        }
+      } else {
+        await this.unmountRootfs(c.id);
+        await fsp.rm(this.bundle(c.id), { recursive: true, force: true });
+      }
+    }
+    // leftovers of interrupted creates and removals
+    for (const key of await this.snapshots.activeKeys()) {
+      if (!known.has(key)) await this.snapshots.remove(key);
+    }
+    for (const name of await fsp.readdir(this.runtime.exitDir)) {
+      if (!known.has(name)) await fsp.rm(path.join(this.runtime.exitDir, name), { force: true });
+    }
+    for (const name of await fsp.readdir(path.join(this.config.execRoot, 'containers'))) {
+      if (!known.has(name)) await fsp.rm(path.join(this.config.execRoot, 'containers', name), { recursive: true, force: true });
+    }
+    for (const st of await this.runtime.runc.list().catch(() => [])) {
+      if (!known.has(st.id)) await this.runtime.runc.delete(st.id, true).catch(() => {});
+    }
+
+    this.exitWatcher = fs.watch(this.runtime.exitDir, (_event, filename) => {
+      if (filename && /^[a-f0-9]{64}$/.test(filename)) this.onExitFile(filename);
+    });
+    this.exitWatcher.on('error', (err) => this.log.error('exit watcher failed', { error: err }));
+    for (const id of exitsPending) this.onExitFile(id);
+
+    // Log rotation, and a safety net for monitors that die without an exit file.
+    const tick = setInterval(() => void this.housekeeping(), 1000);
+    tick.unref();
+    this.timers.push(tick);
+  }
+
+  /** Stops watching; containers keep running under their conmon. */
+  shutdown(): void {
+    this.exitWatcher?.close();
+    for (const t of this.timers) clearInterval(t);
+  }
+
+  private conmonAlive(c: ContainerRecord): boolean {
+    if (!c.conmonPid || !processExists(c.conmonPid)) return false;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${c.conmonPid}/cmdline`, 'utf8');
+      return cmdline.includes('conmon') && cmdline.includes(c.id);
+    } catch {
+      return false;
+    }
+  }
+
+  private async housekeeping(): Promise<void> {
+    for (const c of this.store.all()) {
+      if (!c.state.Running) continue;
+      try {
+        if (c.logMaxSize > 0) await rotateLogs(this.dir(c.id), c.logMaxFiles);
+        if (!this.conmonAlive(c) && (await this.runtime.readExit(c.id)) === undefined) {
+          this.log.warn('container monitor died', { id: shortId(c.id) });
+          await this.locks.run(c.id, async () => {
+            if (this.store.get(c.id)?.state.Running) await this.finishExit(c, 255, false);
+          });
+        }
+      } catch (err) {
+        this.log.warn('housekeeping failed', { id: shortId(c.id), error: err as Error });
+      }
+    }
+  }
+
+  // ---- lookup --------------------------------------------------------------
+
+  tryResolve(input: string): ContainerRecord | undefined {
+    if (!input) return undefined;
+    const exact = this.store.get(input);
+    if (exact) return exact;
+    const named = this.store.byName(input);
+    if (named) return named;
+    if (/^[a-f0-9]+$/.test(input)) {
+      const matches = this.store.all().filter((c) => c.id.startsWith(input));
+      if (matches.length > 1) throw invalidArgument(`multiple IDs found with provided prefix: ${input}`);
+      return matches[0];
+    }
+    return undefined;
+  }
+
+  resolve(input: string): ContainerRecord {
+    const c = this.tryResolve(input);
+    if (!c) throw notFound(`No such container: ${input}`);
+    return c;
+  }
+
+  all(): ContainerRecord[] {
+    return this.store.all();
+  }
+
+  // ---- create ----------------------------------------------------------------
+
+  async create(body: CreateContainerBody, requestedName?: string): Promise<{ Id: string; Warnings: string[] }> {
+    if (!body.Image) throw invalidArgument('Config cannot be empty in order to create a container');
+    const image = this.images.resolve(body.Image);
+    const imageRun = await this.images.runConfig(image.id);
+    const config = mergeConfig(body, imageRun, body.Image);
+    const { path: cmdPath, args } = commandOf(config);
+    const hostConfig = buildHostConfig(body.HostConfig);
+    const { maxSize, maxFiles } = logLimits(hostConfig);
+    const warnings: string[] = [];
+    if (hostConfig.LogConfig.Type === 'none') warnings.push('');
+
+    const id = newId();
+    const parent = await this.images.topChainID(image.id);
+    return this.nameLock.run(async () => {
+      let name: string;
+      if (requestedName) {
+        name = validateName(requestedName);
+        const holder = this.store.byName(name);
+        if (holder) {
+          throw conflict(
+            `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+          );
+        }
+      } else {
+        name = generateUniqueName((n) => this.store.byName(n) !== undefined);
+      }
+      // Docker: with the host's network the container also takes the host's name.
+      if (!config.Hostname) config.Hostname = hostConfig.NetworkMode === 'host' ? os.hostname() : id.slice(0, 12);
+      const rec: ContainerRecord = {
+        id,
+        name,
+        created: rfc3339Nano(),
+        path: cmdPath,
+        args,
+        image: image.id,
+        config,
+        hostConfig,
+        state: initialState(),
+        restartCount: 0,
+        manuallyStopped: false,
+        hasBeenStarted: false,
+        conmonPid: 0,
+        mounts: [],
+        networkSettings: { Networks: {}, Ports: {}, SandboxKey: '' },
+        logMaxSize: maxSize,
+        logMaxFiles: maxFiles,
+      };
+      await this.networking.prepare(rec);
+      try {
+        await this.snapshots.prepare(id, parent);
+        await this.store.save(rec);
+      } catch (err) {
+        await this.snapshots.remove(id).catch(() => {});
+        await this.store.delete(id).catch(() => {});
+        throw err;
+      }
+      this.events.publish('container', 'create', id, this.eventAttributes(rec));
+      return { Id: id, Warnings: warnings.filter(Boolean) };
+    });
+  }
+
+  eventAttributes(c: ContainerRecord, extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(c.config.Labels ?? {}), image: c.config.Image, name: c.name, ...extra };
+  }
+
+  // ---- start -----------------------------------------------------------------
+
+  async start(input: string): Promise<void> {
+    const c = this.resolve(input);
+    await this.locks.run(c.id, async () => {
+      const cur = this.store.get(c.id);
+      if (!cur) throw notFound(`No such container: ${input}`);
+      if (cur.state.Paused) throw conflict('cannot start a paused container, try unpause instead');
+      if (cur.state.Running) throw notModified();
+      if (cur.state.Status === 'removing' || cur.state.Status === 'dead') {
+        throw conflict(`container is marked for removal and cannot be started`);
+      }
+      await this.startLocked(cur);
+    });
+  }
+
+  private async startLocked(c: ContainerRecord): Promise<void> {
+    const id = c.id;
+    const pendingDelete = this.runcDeletes.get(id);
+    if (pendingDelete) await pendingDelete;
+    await this.runtime.clearExit(id);
+    const bundle = this.bundle(id);
+    let network: NetworkSetup | undefined;
+    try {
+      // root filesystem: the image's layers under the container's writable layer
+      const rootfs = this.rootfs(id);
+      await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
+      await this.unmountRootfs(id);
+      const overlay = await this.snapshots.mounts(id);
+      native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(overlay));
+
+      const user = await resolveUser(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []);
+      const cwd = c.config.WorkingDir || '/';
+      if (c.config.WorkingDir) {
+        const p = await secureJoin(rootfs, c.config.WorkingDir);
+        const existed = await fsp.stat(p).then(() => true, () => false);
+        if (!existed) {
+          await fsp.mkdir(p, { recursive: true, mode: 0o755 });
+          await fsp.chown(p, user.uid, user.gid);
+        }
+      }
+
+      network = await this.networking.setup(c);
+      const etc = await writeEtcFiles({
+        dir: this.dir(id),
+        hostname: c.config.Hostname,
+        domainname: c.config.Domainname,
+        network: network.kind,
+        addresses: network.addresses,
+        extraHosts: c.hostConfig.ExtraHosts ?? [],
+        dns: c.hostConfig.Dns,
+        dnsSearch: c.hostConfig.DnsSearch,
+        dnsOptions: c.hostConfig.DnsOptions,
+        hostGateway: network.hostGateway,
+      });
+
+      const env = [...(c.config.Env ?? [])];
+      const has = (k: string): boolean => env.some((e) => e.startsWith(`${k}=`));
+      if (!has('PATH')) env.unshift(`PATH=${DEFAULT_PATH}`);
+      if (!has('HOSTNAME')) env.push(`HOSTNAME=${network.kind === 'host' ? (await fsp.readFile(etc.hostnamePath, 'utf8')).trim() : c.config.Hostname}`);
+      if (c.config.Tty && !has('TERM')) env.push('TERM=xterm');
+      if (!has('HOME')) env.push(`HOME=${user.home || '/'}`);
+
+      const mounts: OciMount[] = [
+        { destination: '/etc/resolv.conf', type: 'bind', source: etc.resolvConfPath, options: ['rbind', 'rprivate'] },
+        { destination: '/etc/hostname', type: 'bind', source: etc.hostnamePath, options: ['rbind', 'rprivate'] },
+        { destination: '/etc/hosts', type: 'bind', source: etc.hostsPath, options: ['rbind', 'rprivate'] },
+      ];
+
+      const hc = c.hostConfig;
+      const spec = buildSpec({
+        rootfs,
+        readonlyRootfs: hc.ReadonlyRootfs,
+        terminal: c.config.Tty,
+        consoleSize: hc.ConsoleSize,
+        args: [c.path, ...c.args],
+        env,
+        cwd,
+        user,
+        hostname: c.config.Hostname,
+        domainname: c.config.Domainname,
+        cgroupsPath: path.posix.join(hc.CgroupParent || this.config.cgroupParent, id),
+        network: network.namespace,
+        pidMode: hc.PidMode,
+        ipcMode: hc.IpcMode,
+        utsMode: hc.UTSMode,
+        privileged: hc.Privileged,
+        capAdd: hc.CapAdd,
+        capDrop: hc.CapDrop,
+        resources: {
+          memory: hc.Memory,
+          memorySwap: hc.MemorySwap,
+          memoryReservation: hc.MemoryReservation,
+          memorySwappiness: hc.MemorySwappiness,
+          oomKillDisable: hc.OomKillDisable,
+          nanoCpus: hc.NanoCpus,
+          cpuShares: hc.CpuShares,
+          cpuQuota: hc.CpuQuota,
+          cpuPeriod: hc.CpuPeriod,
+          cpusetCpus: hc.CpusetCpus,
+          cpusetMems: hc.CpusetMems,
+          pidsLimit: hc.PidsLimit,
+          blkioWeight: hc.BlkioWeight,
+        },
+        mounts,
+        shmSize: hc.ShmSize,
+        maskedPaths: hc.MaskedPaths,
+        readonlyPaths: hc.ReadonlyPaths,
+        sysctls: hc.Sysctls,
+        oomScoreAdj: hc.OomScoreAdj,
+        securityOpt: hc.SecurityOpt,
+        ulimits: hc.Ulimits,
+        init: hc.Init ? this.config.initPath : undefined,
+      });
+
+      await fsp.rm(bundle, { recursive: true, force: true });
+      await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
+      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+
+      const logging = hc.LogConfig.Type !== 'none';
+      const created = await this.runtime.create({
+        id,
+        name: c.name,
+        bundle,
+        logPath: logging ? path.join(this.dir(id), LOG_FILE) : '',
+        logSizeMax: logging ? c.logMaxSize : 0,
+        terminal: c.config.Tty,
+        stdin: c.config.OpenStdin,
+        stdinOnce: c.config.StdinOnce,
+      });
+      if (logging) await rotateLogs(this.dir(id), c.logMaxFiles);
+
+      // clients that attached before start hear everything from the first byte
+      for (const client of this.attachHub.take(id)) {
+        try {
+          AttachHub.connect(client, this.runtime.attach(bundle));
+        } catch (err) {
+          this.log.warn('attach failed', { id: shortId(id), error: err as Error });
+          client.close();
+        }
+      }
+
+      c.conmonPid = created.conmonPid;
+      c.state = {
+        ...c.state,
+        Status: 'running',
+        Running: true,
+        Paused: false,
+        Restarting: false,
+        OOMKilled: false,
+        Dead: false,
+        Pid: created.pid,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: rfc3339Nano(),
+        FinishedAt: ZERO_TIME,
+      };
+      c.hasBeenStarted = true;
+      c.manuallyStopped = false;
+      await this.runtime.start(id);
+      await this.store.save(c);
+      this.events.publish('container', 'start', id, this.eventAttributes(c));
+    } catch (err) {
+      const message = errorMessage(err);
+      this.log.info('container failed to start', { id: shortId(id), error: message });
+      await this.runtime.runc.delete(id, true).catch(() => {});
+      if (network) await this.networking.teardown(c).catch(() => {});
+      await this.unmountRootfs(id);
+      await fsp.rm(bundle, { recursive: true, force: true });
+      this.attachHub.closeAll(id);
+      const startError = err instanceof CreateError ? `OCI runtime create failed: ${message}: unknown` : message;
+      c.state = {
+        ...c.state,
+        Status: c.hasBeenStarted ? 'exited' : 'created',
+        Running: false,
+        Pid: 0,
+        ExitCode: startFailureCode(message),
+        Error: startError,
+      };
+      if (c.hasBeenStarted) c.state.FinishedAt = rfc3339Nano();
+      await this.store.save(c);
+      if (c.hostConfig.AutoRemove) await this.removeLocked(c).catch(() => {});
+      else this.signals.emit(`exit:${id}`, c.state.ExitCode);
+      if (err instanceof CreateError) throw internal(startError);
+      throw err;
+    }
+  }
+
+  // ---- exits -------------------------------------------------------------
+
+  private onExitFile(id: string): void {
+    void this.locks
+      .run(id, async () => {
+        const c = this.store.get(id);
+        if (!c || !(c.state.Running || c.state.Status === 'restarting')) return;
+        const code = await this.runtime.readExit(id);
+        if (code === undefined) return;
+        const oom = await fsp.stat(path.join(this.bundle(id), 'oom')).then(() => true, () => false);
+        await this.finishExit(c, code, oom);
+      })
+      .catch((err) => this.log.error('processing container exit failed', { id: shortId(id), error: err as Error }));
+  }
+
+  /** Records an exit and releases the container's resources. Caller holds the lock. */
+  private async finishExit(c: ContainerRecord, code: number, oom: boolean): Promise<void> {
+    const id = c.id;
+    const startedAt = Date.parse(c.state.StartedAt);
+    c.state = {
+      ...c.state,
+      Status: 'exited',
+      Running: false,
+      Paused: false,
+      Restarting: false,
+      OOMKilled: oom,
+      Pid: 0,
+      ExitCode: code,
+      FinishedAt: rfc3339Nano(),
+    };
+    await this.store.save(c);
+    await this.unmountRootfs(id);
+    await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
+    // runc's own bookkeeping (state dir, cgroups) goes in the background;
+    // a restart of this container waits for it.
+    const del = this.runtime.runc
+      .delete(id, true)
+      .catch((err) => this.log.warn('runc delete failed', { id: shortId(id), error: err as Error }))
+      .then(async () => {
+        await fsp.rm(this.bundle(id), { recursive: true, force: true });
+        await this.runtime.clearExit(id);
+      })
+      .finally(() => this.runcDeletes.delete(id));
+    this.runcDeletes.set(id, del);
+    const execDuration = Number.isNaN(startedAt) ? 0 : Math.round((Date.now() - startedAt) / 1000);
+    if (oom) this.events.publish('container', 'oom', id, this.eventAttributes(c));
+    this.events.publish('container', 'die', id, this.eventAttributes(c, { exitCode: String(code), execDuration: String(execDuration) }));
+    this.signals.emit(`exit:${id}`, code);
+    if (c.hostConfig.AutoRemove) {
+      await this.removeLocked(c).catch((err) => this.log.warn('auto-remove failed', { id: shortId(id), error: err as Error }));
+    }
+  }
+
+  private async unmountRootfs(id: string): Promise<void> {
+    const rootfs = this.rootfs(id);
+    try {
+      native().umount2(rootfs, MNT_DETACH);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** Resolves when the container leaves the running state (or at once if it is not running). */
+  private waitExit(id: string, timeoutMs?: number): Promise<boolean> {
+    const c = this.store.get(id);
+    if (!c || !(c.state.Running || c.state.Status === 'restarting')) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer) clearTimeout(timer);
+        this.signals.off(`exit:${id}`, done);
+        this.signals.off(`removed:${id}`, done);
+        resolve(true);
+      };
+      this.signals.on(`exit:${id}`, done);
+      this.signals.on(`removed:${id}`, done);
+      if (timeoutMs !== undefined && timeoutMs >= 0) {
+        timer = setTimeout(() => {
+          this.signals.off(`exit:${id}`, done);
+          this.signals.off(`removed:${id}`, done);
+          resolve(false);
+        }, timeoutMs);
+      }
+    });
+  }
+
+  // ---- stop, kill, restart, pause ------------------------------------------
+
+  private signalProcess(c: ContainerRecord, sig: NodeJS.Signals): void {
+    try {
+      process.kill(c.state.Pid, sig);
+    } catch (err) {
+      if (errnoCode(err) !== 'ESRCH') throw err;
+    }
+  }
+
+  async stop(input: string, options: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.resolve(input);
+    if (!c.state.Running) throw notModified();
+    const sig = parseSignal(options.signal || c.config.StopSignal || 'SIGTERM');
+    const timeout = options.timeout ?? c.config.StopTimeout ?? 10;
+    c.manuallyStopped = true;
+    await this.store.save(c);
+    if (c.state.Paused) await this.unpause(c.id).catch(() => {});
+    this.signalProcess(c, sig);
+    const exited = await this.waitExit(c.id, timeout < 0 ? undefined : timeout * 1000);
+    if (!exited) {
+      this.log.info('container did not stop in time; killing', { id: shortId(c.id), timeout });
+      this.signalProcess(c, 'SIGKILL');
+      if (!(await this.waitExit(c.id, 30_000))) throw internal(`container ${shortId(c.id)} did not exit after SIGKILL`);
+    }
+    this.events.publish('container', 'stop', c.id, this.eventAttributes(c));
+  }
+
+  async kill(input: string, signal = 'SIGKILL'): Promise<void> {
+    const c = this.resolve(input);
+    const sig = parseSignal(signal);
+    if (!c.state.Running) throw conflict(`Cannot kill container: ${input}: Container ${c.id} is not running`);
+    if (sig === 'SIGKILL') {
+      c.manuallyStopped = true;
+      await this.store.save(c);
+    }
+    this.signalProcess(c, sig);
+    if (c.state.Paused && sig === 'SIGKILL') await this.unpause(c.id).catch(() => {});
+    this.events.publish('container', 'kill', c.id, this.eventAttributes(c, { signal: String(signalNumber(sig)) }));
+    if (sig === 'SIGKILL') await this.waitExit(c.id, 10_000);
+  }
+
+  async restart(input: string, options: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.resolve(input);
+    if (c.state.Running) {
+      await this.stop(c.id, options).catch((err) => {
+        if (!(err instanceof Error && 'kind' in err && (err as { kind: string }).kind === 'NotModified')) throw err;
+      });
+    }
+    await this.start(c.id);
+    this.events.publish('container', 'restart', c.id, this.eventAttributes(c));
+  }
+
+  async pause(input: string): Promise<void> {
+    const c = this.resolve(input);
+    await this.locks.run(c.id, async () => {
+      if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+      if (c.state.Paused) throw conflict(`Container ${c.id} is already paused`);
+      await this.runtime.runc.pause(c.id);
+      c.state = { ...c.state, Paused: true, Status: 'paused' };
+      await this.store.save(c);
+    });
+    this.events.publish('container', 'pause', c.id, this.eventAttributes(c));
+  }
+
+  async unpause(input: string): Promise<void> {
+    const c = this.resolve(input);
+    await this.locks.run(c.id, async () => {
+      if (!c.state.Paused) throw conflict(`Container ${c.id} is not paused`);
+      await this.runtime.runc.resume(c.id);
+      c.state = { ...c.state, Paused: false, Status: c.state.Running ? 'running' : c.state.Status };
+      await this.store.save(c);
+    });
+    this.events.publish('container', 'unpause', c.id, this.eventAttributes(c));
+  }
+
+  // ---- rename, remove, wait ----------------------------------------------
+
+  async rename(input: string, newName: string): Promise<void> {
+    const c = this.resolve(input);
+    if (!newName) throw invalidArgument('Neither old nor new names may be empty');
+    const name = validateName(newName);
+    await this.nameLock.run(async () => {
+      if (name === c.name) throw invalidArgument(`Renaming a container with the same name as its current name`);
+      const holder = this.store.byName(name);
+      if (holder) {
+        throw conflict(
+          `Conflict. The container name "/${name}" is already in use by container "${holder.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+      const oldName = c.name;
+      await this.locks.run(c.id, async () => {
+        c.name = name;
+        await this.store.save(c);
+      });
+      this.events.publish('container', 'rename', c.id, this.eventAttributes(c, { oldName: `/${oldName}` }));
+    });
+  }
+
+  async remove(input: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const c = this.resolve(input);
+    if (c.state.Running) {
+      if (!options.force) {
+        const what = c.state.Paused ? 'paused' : 'running';
+        throw conflict(
+          `cannot remove container "/${c.name}": container is ${what}: stop the container before removing or force remove`,
+        );
+      }
+      c.manuallyStopped = true;
+      this.signalProcess(c, 'SIGKILL');
+      if (c.state.Paused) await this.runtime.runc.resume(c.id).catch(() => {});
+      if (!(await this.waitExit(c.id, 30_000))) throw internal(`could not kill container ${shortId(c.id)}`);
+    }
+    await this.locks.run(c.id, async () => {
+      const cur = this.store.get(c.id);
+      if (!cur) return; // auto-removed meanwhile
+      if (cur.state.Running) throw conflict(`container ${shortId(c.id)} started again while being removed`);
+      await this.removeLocked(cur);
+    });
+  }
+
+  private async removeLocked(c: ContainerRecord): Promise<void> {
+    const id = c.id;
+    if (c.state.Status !== 'removing') {
+      c.state = { ...c.state, Status: 'removing' };
+      await this.store.save(c);
+    }
+    this.attachHub.closeAll(id);
+    await this.unmountRootfs(id);
+    await this.snapshots.remove(id);
+    await this.store.delete(id);
+    await fsp.rm(this.bundle(id), { recursive: true, force: true });
+    this.events.publish('container', 'destroy', id, this.eventAttributes(c));
+    this.signals.emit(`removed:${id}`);
+  }
+
+  /**
+   * Waits for a condition. `ready` is called once the waiter is registered,
+   * so the caller can flush response headers before anything can happen.
+   */
+  async wait(input: string, condition: WaitCondition, abort?: AbortSignal): Promise<{ StatusCode: number; Error: { Message: string } | null }> {
+    const c = this.resolve(input);
+    const id = c.id;
+    const current = (): { StatusCode: number; Error: { Message: string } | null } => {
+      const cur = this.store.get(id) ?? c;
+      // Docker's CLI reports a non-null Error as a failed wait; a start error is reported by start itself.
+      return { StatusCode: cur.state.ExitCode, Error: null };
+    };
+    if (condition === 'not-running' && !c.state.Running && c.state.Status !== 'restarting') return current();
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        this.signals.off(`exit:${id}`, onExit);
+        this.signals.off(`removed:${id}`, onRemoved);
+        abort?.removeEventListener('abort', onAbort);
+      };
+      const onExit = (code: number): void => {
+        if (condition === 'removed') return;
+        cleanup();
+        const r = current();
+        resolve({ ...r, StatusCode: code });
+      };
+      const onRemoved = (): void => {
+        cleanup();
+        resolve(current());
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(new Error('wait aborted'));
+      };
+      this.signals.on(`exit:${id}`, onExit);
+      this.signals.on(`removed:${id}`, onRemoved);
+      abort?.addEventListener('abort', onAbort);
+    });
+  }
+
+  // ---- attach and logs -------------------------------------------------------
+
+  attach(input: string, client: AttachClient): void {
+    const c = this.resolve(input);
+    if (c.state.Paused) throw conflict('You cannot attach to a paused container, unpause it first');
+    if (c.state.Restarting) throw conflict('You cannot attach to a restarting container, wait until it is running');
+    if (c.state.Running) {
+      AttachHub.connect(client, this.runtime.attach(this.bundle(c.id)));
+    } else {
+      this.attachHub.wait(c.id, client);
+    }
+  }
+
+  /** Streams log entries to emit; resolves when done (or the signal aborts). */
+  async logs(input: string, q: LogQuery, emit: (e: LogEntry) => Promise<void> | void, abort: AbortSignal): Promise<void> {
+    const c = this.resolve(input);
+    if (c.hostConfig.LogConfig.Type === 'none') {
+      throw invalidArgument('configured logging driver does not support reading');
+    }
+    const dir = this.dir(c.id);
+    const startedRunning = c.state.Running;
+    const entries = await readLogs(dir, c.logMaxFiles, q);
+    for (const e of entries) {
+      if (abort.aborted) return;
+      await emit(e);
+    }
+    if (!q.follow || !startedRunning) return;
+    await followLogs(dir, q, emit, () => !(this.store.get(c.id)?.state.Running ?? false), abort);
+  }
+
+  /** Resizes the container's tty. */
+  async resize(input: string, height: number, width: number): Promise<void> {
+    const c = this.resolve(input);
+    if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+    if (!c.config.Tty) return;
+    await this.runtime.resize(this.bundle(c.id), height, width);
+  }
+
+  // ---- views ---------------------------------------------------------------
+
+  async list(options: { all?: boolean; limit?: number; size?: boolean; filters: Filters }): Promise<ContainerSummary[]> {
+    const f = options.filters;
+    for (const k of f.keys()) if (!LIST_FILTERS.includes(k)) throw invalidArgument(`invalid filter '${k}'`);
+    for (const s of f.get('status')) {
+      if (!STATUSES.includes(s)) throw invalidArgument(`invalid filter 'status=${s}'`);
+    }
+    let all = options.all ?? false;
+    if (options.limit && options.limit > 0) all = true;
+    if (f.has('status') || f.has('exited')) all = true;
+    const ancestors = f.get('ancestor').map((a) => this.images.tryResolve(a)?.id ?? a);
+    let before: ContainerRecord | undefined;
+    let since: ContainerRecord | undefined;
+    if (f.has('before')) before = this.resolve(f.get('before')[0]);
+    if (f.has('since')) since = this.resolve(f.get('since')[0]);
+
+    let list = this.store.all().sort((a, b) => Date.parse(b.created) - Date.parse(a.created) || (a.id < b.id ? 1 : -1));
+    list = list.filter((c) => {
+      if (!all && !c.state.Running) return false;
+      if (!f.matchAny('id', (v) => c.id.startsWith(v))) return false;
+      if (!f.matchAny('name', (v) => safeRegex(v).test(`/${c.name}`) || safeRegex(v).test(c.name))) return false;
+      if (!f.matchLabels(c.config.Labels)) return false;
+      if (!f.matchAny('status', (v) => v === c.state.Status)) return false;
+      if (!f.matchAny('exited', (v) => c.state.Status === 'exited' && Number(v) === c.state.ExitCode)) return false;
+      if (f.has('exited') && c.state.Status !== 'exited') return false;
+      if (ancestors.length && !ancestors.some((a) => a === c.image || a === c.config.Image)) return false;
+      if (before && Date.parse(c.created) >= Date.parse(before.created)) return false;
+      if (since && Date.parse(c.created) <= Date.parse(since.created)) return false;
+      if (!f.matchAny('health', (v) => (c.state.Health?.Status ?? 'none') === v)) return false;
+      if (!f.matchAny('is-task', (v) => v === 'false')) return false;
+      if (!f.matchAny('network', (v) => v in c.networkSettings.Networks || v === c.hostConfig.NetworkMode)) return false;
+      if (!f.matchAny('volume', (v) => c.mounts.some((m) => m.Name === v || m.Destination === v))) return false;
+      return true;
+    });
+    if (options.limit && options.limit > 0) list = list.slice(0, options.limit);
+    const out: ContainerSummary[] = [];
+    for (const c of list) {
+      const s: ContainerSummary = {
+        Id: c.id,
+        Names: [`/${c.name}`],
+        Image: this.imageDisplayName(c),
+        ImageID: c.image,
+        Command: [c.path, ...c.args].join(' '),
+        Created: Math.floor(Date.parse(c.created) / 1000),
+        Ports: [],
+        Labels: c.config.Labels ?? {},
+        State: c.state.Status,
+        Status: statusText(c),
+        HostConfig: { NetworkMode: c.hostConfig.NetworkMode },
+        NetworkSettings: { Networks: c.networkSettings.Networks },
+        Mounts: c.mounts,
+      };
+      if (options.size) {
+        s.SizeRw = await this.snapshots.usage(c.id);
+        s.SizeRootFs = s.SizeRw + (this.images.store.get(c.image)?.size ?? 0);
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** The image name as created, or its ID once that name moved elsewhere. */
+  private imageDisplayName(c: ContainerRecord): string {
+    const img = this.images.tryResolve(c.config.Image);
+    if (img && img.id === c.image) return c.config.Image;
+    return c.image;
+  }
+
+  async inspect(input: string, size = false): Promise<Record<string, unknown>> {
+    const c = this.resolve(input);
+    const dir = this.dir(c.id);
+    let lower = '';
+    try {
+      lower = (await this.snapshots.mounts(c.id)).lowerDirs.join(':');
+    } catch {
+      // snapshot gone: container being removed
+    }
+    const result: Record<string, unknown> = {
+      Id: c.id,
+      Created: c.created,
+      Path: c.path,
+      Args: c.args,
+      State: c.state,
+      Image: c.image,
+      ResolvConfPath: path.join(dir, 'resolv.conf'),
+      HostnamePath: path.join(dir, 'hostname'),
+      HostsPath: path.join(dir, 'hosts'),
+      LogPath: c.hostConfig.LogConfig.Type === 'none' ? '' : path.join(dir, LOG_FILE),
+      Name: `/${c.name}`,
+      RestartCount: c.restartCount,
+      Driver: 'overlay2',
+      Platform: 'linux',
+      MountLabel: '',
+      ProcessLabel: '',
+      AppArmorProfile: '',
+      ExecIDs: null,
+      HostConfig: c.hostConfig,
+      GraphDriver: {
+        Name: 'overlay2',
+        Data: {
+          LowerDir: lower,
+          UpperDir: path.join(this.config.dataRoot, 'snapshots', 'active', c.id, 'upper'),
+          WorkDir: path.join(this.config.dataRoot, 'snapshots', 'active', c.id, 'work'),
+          MergedDir: this.rootfs(c.id),
+        },
+      },
+      Mounts: c.mounts,
+      Config: c.config,
+      NetworkSettings: this.networkSettingsView(c),
+    };
+    if (size) {
+      const rw = await this.snapshots.usage(c.id);
+      result.SizeRw = rw;
+      result.SizeRootFs = rw + (this.images.store.get(c.image)?.size ?? 0);
+    }
+    return result;
+  }
+
+  private networkSettingsView(c: ContainerRecord): Record<string, unknown> {
+    const primary = Object.values(c.networkSettings.Networks)[0];
+    return {
+      Bridge: '',
+      SandboxID: c.state.Running ? c.id : '',
+      HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
+      Ports: c.networkSettings.Ports,
+      SandboxKey: c.networkSettings.SandboxKey,
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      EndpointID: primary?.EndpointID ?? '',
+      Gateway: primary?.Gateway ?? '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      IPAddress: primary?.IPAddress ?? '',
+      IPPrefixLen: primary?.IPPrefixLen ?? 0,
+      IPv6Gateway: '',
+      MacAddress: primary?.MacAddress ?? '',
+      Networks: c.networkSettings.Networks,
+    };
+  }
+
+  async prune(filters: Filters): Promise<{ ContainersDeleted: string[] | null; SpaceReclaimed: number }> {
+    for (const k of filters.keys()) if (k !== 'until' && k !== 'label' && k !== 'label!') throw invalidArgument(`invalid filter '${k}'`);
+    let until: number | undefined;
+    if (filters.has('until')) {
+      const v = filters.get('until')[0];
+      until = /^\d+(\.\d+)?$/.test(v) ? Number(v) * 1000 : Date.parse(v);
+      if (Number.isNaN(until)) throw invalidArgument(`invalid filter 'until=${v}'`);
+    }
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of this.store.all()) {
+      if (c.state.Running || c.state.Status === 'restarting' || c.state.Status === 'removing') continue;
+      if (!filters.matchLabels(c.config.Labels)) continue;
+      if (filters.has('label!') && !filters.get('label!').every((l) => !matchesLabel(c.config.Labels, l))) continue;
+      if (until !== undefined && Date.parse(c.created) >= until) continue;
+      reclaimed += await this.snapshots.usage(c.id);
+      await this.remove(c.id).catch((err) => this.log.warn('prune: remove failed', { id: shortId(c.id), error: err as Error }));
+      deleted.push(c.id);
+    }
+    return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+  }
+}
+
+function matchesLabel(labels: Record<string, string> | undefined, expr: string): boolean {
+  const l = labels ?? {};
+  const i = expr.indexOf('=');
+  return i === -1 ? expr in l : l[expr.slice(0, i)] === expr.slice(i + 1);
+}
+
+function safeRegex(pattern: string): RegExp {
+  try {
+    return new RegExp(pattern);
+  } catch {
+    return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  }
+}
+
+/** The `Status` column of `docker ps`. */
+export function statusText(c: ContainerRecord): string {
+  const s = c.state;
+  const now = Date.now();
+  switch (s.Status) {
+    case 'created':
+      return 'Created';
+    case 'running': {
+      let t = `Up ${humanDuration(now - Date.parse(s.StartedAt))}`;
+      if (s.Health && s.Health.Status !== 'none') t += ` (${s.Health.Status === 'starting' ? 'health: starting' : s.Health.Status})`;
+      return t;
+    }
+    case 'paused':
+      return `Up ${humanDuration(now - Date.parse(s.StartedAt))} (Paused)`;
+    case 'restarting':
+      return `Restarting (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+    case 'removing':
+      return 'Removal In Progress';
+    case 'dead':
+      return 'Dead';
+    case 'exited':
+      if (s.FinishedAt === ZERO_TIME) return 'Exited';
+      return `Exited (${s.ExitCode}) ${humanDuration(now - Date.parse(s.FinishedAt))} ago`;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * Container logs. conmon writes them in k8s-file form, one record a line:
+ *   2024-01-02T03:04:05.123456789+00:00 stdout F text
+ * ("P" marks a partial line, continued by the next record). conmon replaces
+ * ctr.log with an empty file when it reaches max-size; berthd keeps a hard
+ * link (ctr.log.cur) to the current file, so the replaced one survives and
+ * is rotated to ctr.log.1, .2, ... up to max-file. Logs stay bounded even
+ * while berthd is down (conmon's own cut), and rotated while it is up.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { errnoCode } from '../../core/errdefs/index.js';
+
+export const LOG_FILE = 'ctr.log';
+const CURRENT_LINK = 'ctr.log.cur';
+
+export interface LogEntry {
+  stream: 1 | 2;
+  /** RFC 3339 with nanoseconds, UTC ("...Z"). */
+  time: string;
+  timeMs: number;
+  data: Buffer;
+}
+
+export interface LogQuery {
+  stdout: boolean;
+  stderr: boolean;
+  /** Epoch ms; entries before are skipped. */
+  since?: number;
+  /** Epoch ms; entries after are skipped (and follow stops there). */
+  until?: number;
+  /** Last N entries only; -1 for all. */
+  tail: number;
+  follow: boolean;
+}
+
+/** Parses one k8s-file record (without its newline). Bytes are kept as they are. */
+export function parseLogLine(line: Buffer): LogEntry | undefined {
+  const s1 = line.indexOf(0x20);
+  if (s1 < 0) return undefined;
+  const s2 = line.indexOf(0x20, s1 + 1);
+  if (s2 < 0) return undefined;
+  const s3 = line.indexOf(0x20, s2 + 1);
+  const ts = line.subarray(0, s1).toString('latin1');
+  const streamName = line.subarray(s1 + 1, s2).toString('latin1');
+  const tag = (s3 < 0 ? line.subarray(s2 + 1) : line.subarray(s2 + 1, s3)).toString('latin1');
+  const content = s3 < 0 ? Buffer.alloc(0) : line.subarray(s3 + 1);
+  const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return undefined;
+  const timeMs = Date.parse(`${m[1]}${m[2] ? '.' + m[2].slice(0, 3) : ''}${m[3]}`);
+  if (Number.isNaN(timeMs)) return undefined;
+  const nanos = (m[2] ?? '').padEnd(9, '0').slice(0, 9);
+  const utc = new Date(timeMs).toISOString().slice(0, 19);
+  const frac = nanos.replace(/0+$/, '');
+  return {
+    stream: streamName === 'stderr' ? 2 : 1,
+    time: `${utc}${frac ? '.' + frac : ''}Z`,
+    timeMs,
+    data: tag === 'P' ? Buffer.from(content) : Buffer.concat([content, NEWLINE]),
+  };
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** Splits buffered bytes into complete lines; returns the unfinished rest. */
+function splitLines(data: Buffer, onLine: (line: Buffer) => void): Buffer {
+  let start = 0;
+  for (;;) {
+    const nl = data.indexOf(0x0a, start);
+    if (nl < 0) break;
+    onLine(data.subarray(start, nl));
+    start = nl + 1;
+  }
+  return data.subarray(start);
+}
+
+function wanted(e: LogEntry, q: LogQuery): boolean {
+  if (e.stream === 1 && !q.stdout) return false;
+  if (e.stream === 2 && !q.stderr) return false;
+  if (q.since !== undefined && e.timeMs < q.since) return false;
+  if (q.until !== undefined && e.timeMs > q.until) return false;
+  return true;
+}
+
+async function inode(p: string): Promise<number | undefined> {
+  try {
+    return (await fsp.stat(p)).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Log files of a container, oldest first. */
+export async function logFiles(dir: string, maxFiles: number): Promise<string[]> {
+  const files: string[] = [];
+  for (let i = Math.max(maxFiles, 1) + 1; i >= 1; i--) {
+    const p = path.join(dir, `${LOG_FILE}.${i}`);
+    if (await inode(p)) files.push(p);
+  }
+  const cur = await inode(path.join(dir, CURRENT_LINK));
+  const live = await inode(path.join(dir, LOG_FILE));
+  if (cur !== undefined && cur !== live) files.push(path.join(dir, CURRENT_LINK));
+  if (live !== undefined) files.push(path.join(dir, LOG_FILE));
+  return files;
+}
+
+/**
+ * Keeps the file conmon just replaced: if ctr.log is a new inode, the old
+ * one (still linked as ctr.log.cur) becomes ctr.log.1 and older ones shift.
+ */
+export async function rotateLogs(dir: string, maxFiles: number): Promise<void> {
+  const live = path.join(dir, LOG_FILE);
+  const cur = path.join(dir, CURRENT_LINK);
+  const liveIno = await inode(live);
+  if (liveIno === undefined) return;
+  const curIno = await inode(cur);
+  if (curIno === liveIno) return;
+  if (curIno !== undefined) {
+    if (maxFiles <= 1) {
+      await fsp.rm(cur, { force: true });
+    } else {
+      await fsp.rm(path.join(dir, `${LOG_FILE}.${maxFiles - 1}`), { force: true });
+      for (let i = maxFiles - 2; i >= 1; i--) {
+        await fsp.rename(path.join(dir, `${LOG_FILE}.${i}`), path.join(dir, `${LOG_FILE}.${i + 1}`)).catch(() => {});
+      }
+      await fsp.rename(cur, path.join(dir, `${LOG_FILE}.1`));
+    }
+  }
+  try {
+    await fsp.link(live, cur);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST' && errnoCode(err) !== 'ENOENT') throw err;
+  }
+}
+
+async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring: number): Promise<void> {
+  let rest: Buffer = Buffer.alloc(0);
+  const onLine = (line: Buffer): void => {
+    const e = parseLogLine(line);
+    if (!e || !wanted(e, q)) return;
+    out.push(e);
+    if (ring > 0 && out.length > ring * 2 + 64) out.splice(0, out.length - ring);
+  };
+  try {
+    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) {
+      rest = Buffer.from(splitLines(rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer), onLine));
+    }
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+}
+
+/** Entries already written, oldest first, honouring tail/since/until. */
+export async function readLogs(dir: string, maxFiles: number, q: LogQuery): Promise<LogEntry[]> {
+  const entries: LogEntry[] = [];
+  if (q.tail === 0) return entries;
+  for (const f of await logFiles(dir, maxFiles)) await readFileEntries(f, q, entries, q.tail);
+  return q.tail > 0 && entries.length > q.tail ? entries.slice(entries.length - q.tail) : entries;
+}
+
+/**
+ * Follows ctr.log from its current end: calls emit for each new entry until
+ * the signal aborts or isDone() says the container stopped and all output
+ * was read. Survives rotation (reopens when the inode changes).
+ */
+export async function followLogs(
+  dir: string,
+  q: LogQuery,
+  emit: (e: LogEntry) => Promise<void> | void,
+  isDone: () => boolean,
+  signal: AbortSignal,
+): Promise<void> {
+  const file = path.join(dir, LOG_FILE);
+  let fh: fsp.FileHandle | undefined;
+  let ino: number | undefined;
+  let offset = 0;
+  let rest: Buffer = Buffer.alloc(0);
+  const open = async (fromEnd: boolean): Promise<void> => {
+    try {
+      fh = await fsp.open(file, 'r');
+      const st = await fh.stat();
+      ino = st.ino;
+      offset = fromEnd ? st.size : 0;
+      rest = Buffer.alloc(0);
+    } catch {
+      fh = undefined;
+    }
+  };
+  await open(true);
+  const buf = Buffer.alloc(1 << 16);
+  let wake: (() => void) | undefined;
+  let watcher: fs.FSWatcher | undefined;
+  try {
+    watcher = fs.watch(dir, () => wake?.());
+    watcher.on('error', () => {});
+  } catch {
+    watcher = undefined;
+  }
+  const onAbort = (): void => wake?.();
+  signal.addEventListener('abort', onAbort);
+  try {
+    for (;;) {
+      if (signal.aborted) return;
+      let progressed = false;
+      if (fh) {
+        const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+        if (bytesRead > 0) {
+          progressed = true;
+          offset += bytesRead;
+          const lines: Buffer[] = [];
+          const data = Buffer.concat([rest, buf.subarray(0, bytesRead)]);
+          rest = Buffer.from(splitLines(data, (l) => lines.push(Buffer.from(l))));
+          for (const line of lines) {
+            const e = parseLogLine(line);
+            if (!e) continue;
+            if (q.until !== undefined && e.timeMs > q.until) return;
+            if (wanted(e, q)) await emit(e);
+          }
+        }
+      }
+      if (progressed) continue;
+      // at the end of this file: has conmon replaced it?
+      const nowIno = await inode(file);
+      if (nowIno !== undefined && nowIno !== ino) {
+        await fh?.close();
+        await open(false);
+        continue;
+      }
+      if (isDone()) return;
+      if (q.until !== undefined && Date.now() > q.until) return;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 250);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    watcher?.close();
+    await fh?.close();
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Starting containers under conmon, one monitor per container. conmon runs
+ * `runc create`, holds the container's stdio, writes its log (k8s-file
+ * format), serves an attach socket (SOCK_SEQPACKET, via the native addon)
+ * and records the exit code in <exitDir>/<id> when the container ends. It
+ * outlives berthd, so containers keep running across daemon restarts.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { internal, invalidArgument } from '../../core/errdefs/index.js';
+import { native, type SeqpacketHandle } from './native.js';
+import { Runc, runcMessage } from './runc.js';
+
+export interface ConmonOptions {
+  id: string;
+  name: string;
+  bundle: string;
+  logPath: string;
+  /** conmon replaces the log file past this size; 0 means unbounded. */
+  logSizeMax: number;
+  terminal: boolean;
+  /** Keep a stdin pipe (OpenStdin). */
+  stdin: boolean;
+  /** Close stdin when the first attached client detaches (StdinOnce). */
+  stdinOnce: boolean;
+}
+
+export interface CreatedContainer {
+  pid: number;
+  conmonPid: number;
+}
+
+export class CreateError extends Error {}
+
+export class ConmonRuntime {
+  readonly runc: Runc;
+  private ownCgroups: { hierarchy: string; path: string }[] | undefined;
+
+  constructor(
+    readonly conmonBinary: string,
+    runcBinary: string,
+    readonly execRoot: string,
+  ) {
+    this.runc = new Runc(runcBinary, path.join(execRoot, 'runc'));
+  }
+
+  get exitDir(): string {
+    return path.join(this.execRoot, 'exits');
+  }
+
+  /** Short directory for attach socket symlinks (sun_path holds 108 bytes). */
+  get socketDir(): string {
+    return path.join(this.execRoot, 's');
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.exitDir, this.socketDir, this.runc.root]) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
+    if (path.join(this.socketDir, 'x'.repeat(32), 'attach').length >= 108) {
+      throw invalidArgument(`exec root ${this.execRoot} is too long for attach sockets; use a shorter --exec-root`);
+    }
+  }
+
+  attachSocketPath(bundle: string): string {
+    return path.join(bundle, 'attach');
+  }
+
+  ctlPath(bundle: string): string {
+    return path.join(bundle, 'ctl');
+  }
+
+  exitFile(id: string): string {
+    return path.join(this.exitDir, id);
+  }
+
+  /**
+   * conmon -> runc create. Resolves once the container's init process
+   * exists (it has not exec'd the user command yet: `start` does that).
+   */
+  create(o: ConmonOptions): Promise<CreatedContainer> {
+    const args = [
+      '--api-version', '1',
+      '-c', o.id,
+      '-u', o.id.slice(0, 32),
+      '-n', o.name,
+      '-r', this.runc.binary,
+      '-b', o.bundle,
+      '-p', path.join(o.bundle, 'pidfile'),
+      '-P', path.join(o.bundle, 'conmon.pid'),
+      '--persist-dir', o.bundle,
+      '--exit-dir', this.exitDir,
+      '--socket-dir-path', this.socketDir,
+      '-l', `k8s-file:${o.logPath}`,
+      '--log-level', 'error',
+      ...this.runc.globalArgs().flatMap((a) => ['--runtime-arg', a]),
+    ];
+    if (o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
+    if (o.terminal) args.push('-t');
+    if (o.stdin) args.push('-i');
+    if (o.stdin && !o.stdinOnce) args.push('--leave-stdin-open');
+
+    return new Promise<CreatedContainer>((resolve, reject) => {
+      const child = spawn(this.conmonBinary, args, {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TZ: 'UTC', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
+        detached: true,
+      });
+      const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+      const startPipe = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
+      let stderr = '';
+      let buffered = '';
+      let settled = false;
+      const finish = (err: Error | null, value?: CreatedContainer): void => {
+        if (settled) return;
+        settled = true;
+        sync.destroy();
+        startPipe.destroy();
+        child.stderr?.destroy();
+        child.unref();
+        if (err) reject(err);
+        else resolve(value!);
+      };
+      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      child.on('error', (err) => finish(internal(`cannot run conmon: ${err.message}`, err)));
+      sync.on('data', (b: Buffer) => {
+        buffered += b.toString();
+        const nl = buffered.indexOf('\n');
+        if (nl === -1) return;
+        let msg: { data?: number; pid?: number; message?: string };
+        try {
+          msg = JSON.parse(buffered.slice(0, nl)) as typeof msg;
+        } catch {
+          finish(internal(`conmon sent an unreadable message: ${buffered.slice(0, nl)}`));
+          return;
+        }
+        const pid = msg.data ?? msg.pid ?? -1;
+        if (pid <= 0) {
+          finish(new CreateError(runcMessage(msg.message ?? '') || 'runc create failed'));
+          return;
+        }
+        let conmonPid = 0;
+        try {
+          conmonPid = parseInt(fs.readFileSync(path.join(o.bundle, 'conmon.pid'), 'utf8'), 10);
+        } catch {
+          // written by conmon's parent before it exits; absent only if conmon failed early
+        }
+        finish(null, { pid, conmonPid });
+      });
+      sync.on('end', () => {
+        if (!settled) {
+          // conmon exited without reporting: its stderr (or syslog) has the reason
+          setTimeout(() => finish(new CreateError(stderr.trim() || 'conmon exited before the container was created')), 10);
+        }
+      });
+      // conmon waits on the start pipe so we can move it out of our cgroup first.
+      if (child.pid) this.leaveOwnCgroups(child.pid);
+      startPipe.write('0');
+    });
+  }
+
+  /**
+   * conmon must not share berthd's cgroups: whoever stops berthd by killing
+   * its cgroup would stop every container's monitor with it.
+   */
+  private leaveOwnCgroups(pid: number): void {
+    if (this.ownCgroups === undefined) {
+      this.ownCgroups = [];
+      try {
+        for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+          const [, controllers, cgPath] = line.split(':');
+          if (!controllers || !cgPath || cgPath === '/') continue;
+          const hierarchy = controllers.replace(/^name=/, '');
+          const mount = path.join('/sys/fs/cgroup', hierarchy);
+          if (fs.existsSync(path.join(mount, 'cgroup.procs'))) this.ownCgroups.push({ hierarchy, path: mount });
+        }
+      } catch {
+        // no cgroup information: nothing to leave
+      }
+    }
+    for (const cg of this.ownCgroups) {
+      try {
+        fs.writeFileSync(path.join(cg.path, 'cgroup.procs'), String(pid));
+      } catch {
+        // best effort: a hierarchy we may not write to
+      }
+    }
+  }
+
+  /** runc start: the container's process execs its command. */
+  async start(id: string): Promise<void> {
+    await this.runc.start(id);
+  }
+
+  attach(bundle: string): AttachConnection {
+    return new AttachConnection(this.attachSocketPath(bundle));
+  }
+
+  /** Resizes the container's terminal through conmon's control fifo. */
+  async resize(bundle: string, height: number, width: number): Promise<void> {
+    const fh = await fsp.open(this.ctlPath(bundle), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    try {
+      await fh.write(`1 ${height} ${width}\n`);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** The exit code conmon recorded, if the container has ended. */
+  async readExit(id: string): Promise<number | undefined> {
+    try {
+      const text = await fsp.readFile(this.exitFile(id), 'utf8');
+      const code = parseInt(text.trim(), 10);
+      return Number.isNaN(code) ? undefined : code;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async clearExit(id: string): Promise<void> {
+    await fsp.rm(this.exitFile(id), { force: true });
+  }
+}
+
+/**
+ * A connection to conmon's attach socket. Packets from conmon carry the
+ * stream number in their first byte (1 stdout, 2 stderr); what we send is
+ * the container's stdin.
+ */
+export class AttachConnection extends EventEmitter {
+  private handle: SeqpacketHandle | undefined;
+  private ended = false;
+
+  constructor(socketPath: string) {
+    super();
+    this.handle = native().seqpacketConnect(socketPath, (type, data) => {
+      if (type >= 0) {
+        if (data && data.length) this.emit('data', type, data);
+        return;
+      }
+      this.finish();
+    });
+  }
+
+  write(data: Buffer): void {
+    if (this.handle && !this.ended) native().seqpacketWrite(this.handle, data);
+  }
+
+  /** End of stdin for this client. */
+  endInput(): void {
+    if (this.handle && !this.ended) native().seqpacketShutdown(this.handle);
+  }
+
+  close(): void {
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.handle) native().seqpacketClose(this.handle);
+    this.handle = undefined;
+    this.emit('end');
+  }
+}

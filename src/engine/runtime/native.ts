@@ -1,0 +1,50 @@
+/**
+ * Typed access to the native addon (native/src/berth_native.c): the system
+ * calls Node.js lacks. Loaded once, lazily, so the CLI never pays for it.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  lsetxattr(path: string, name: string, value: Buffer): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+  syncfs(path: string): void;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
+  seqpacketConnect(path: string, onPacket: (type: number, data: Buffer | null) => void): SeqpacketHandle;
+  seqpacketWrite(handle: SeqpacketHandle, data: Buffer): void;
+  seqpacketShutdown(handle: SeqpacketHandle): void;
+  seqpacketClose(handle: SeqpacketHandle): void;
+}
+
+/** An opaque handle owned by the addon. */
+export type SeqpacketHandle = { readonly __seqpacket: unique symbol };
+
+export const MS_RDONLY = 1;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_PRIVATE = 1 << 18;
+export const MNT_DETACH = 2;
+
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFIFO = 0o010000;
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (!addon) {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    // dist/src/engine/runtime -> repository root
+    const root = path.resolve(here, '../../../..');
+    const require = createRequire(import.meta.url);
+    addon = require(path.join(root, 'native/build/Release/berth_native.node')) as NativeAddon;
+  }
+  return addon;
+}
