@@ -4,21 +4,20 @@
  */
 const DECIMAL = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
 
-/** HumanSize: decimal units with 3 significant digits, e.g. "4.86MB". */
-export function humanSize(bytes: number): string {
+/** HumanSizeWithPrecision: decimal units, `precision` significant digits (the CLI shows 3: "4.86MB"). */
+export function humanSize(bytes: number, precision = 3): string {
   let value = bytes;
   let i = 0;
   while (value >= 1000 && i < DECIMAL.length - 1) {
     value /= 1000;
     i++;
   }
-  return `${formatSignificant(value)}${DECIMAL[i]}`;
+  return `${formatSignificant(value, precision)}${DECIMAL[i]}`;
 }
 
-function formatSignificant(value: number): string {
-  // Go's %.4g: up to 4 significant digits without trailing zeros.
-  const s = value.toPrecision(4);
-  return String(Number(s));
+function formatSignificant(value: number, precision: number): string {
+  // Go's %.Ng: N significant digits without trailing zeros.
+  return String(Number(value.toPrecision(precision)));
 }
 
 /**
@@ -34,23 +33,22 @@ export function parseRamBytes(input: string): number {
   return Math.floor(n * mult);
 }
 
-/** Docker's HumanDuration, used in `ps` status text. */
+/** Docker's HumanDuration (go-units), used in `ps` status text: truncating, hours rounded. */
 export function humanDuration(ms: number): string {
-  const seconds = Math.round(ms / 1000);
+  const seconds = Math.floor(ms / 1000);
   if (seconds < 1) return 'Less than a second';
   if (seconds === 1) return '1 second';
   if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.round(ms / 60000);
+  const minutes = Math.floor(ms / 60000);
   if (minutes === 1) return 'About a minute';
   if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.round(ms / 3600000);
+  const hours = Math.floor(ms / 3600000 + 0.5);
   if (hours === 1) return 'About an hour';
   if (hours < 48) return `${hours} hours`;
-  const days = hours / 24;
-  if (days < 7 * 2) return `${Math.floor(days)} days`;
-  if (days < 30 * 2) return `${Math.floor(days / 7)} weeks`;
-  if (days < 365 * 2) return `${Math.floor(days / 30)} months`;
-  return `${Math.floor(days / 365)} years`;
+  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
+  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
+  return `${Math.floor(ms / 3600000 / 24 / 365)} years`;
 }
 
 /** Parses Go-style durations: "10s", "1m30s", "500ms", "2h". */

@@ -1,0 +1,246 @@
+/**
+ * A berthd of a test's own: its own data root, exec root, socket and cgroup
+ * parent under a fresh temp dir. Runs the real docker CLI and the berth CLI
+ * against it, and cleans up everything it started (containers by API or by
+ * their recorded pids, mounts, cgroups, directories) — never by process name.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EngineClient } from '../../src/client/client.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BERTHD = path.join(REPO, 'bin/berthd');
+export const BERTH = path.join(REPO, 'bin/berth');
+export const BUSYBOX_SCRIPT = path.join(REPO, 'scripts/busybox-rootfs.sh');
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function exec(cmd: string, args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : -1), stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+    });
+    child.stdin.on('error', () => {});
+    if (opts.input !== undefined) child.stdin.end(opts.input);
+    else child.stdin.end();
+  });
+}
+
+let busyboxTar: Buffer | undefined;
+export async function busyboxRootfsTar(): Promise<Buffer> {
+  if (!busyboxTar) {
+    const r = await new Promise<Buffer>((resolve, reject) => {
+      const child = spawn(BUSYBOX_SCRIPT, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const chunks: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => chunks.push(b));
+      child.on('error', reject);
+      child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(chunks)) : reject(new Error(`busybox-rootfs.sh exited ${code}`))));
+    });
+    busyboxTar = r;
+  }
+  return busyboxTar;
+}
+
+export interface DaemonOptions {
+  /** Extra berthd flags. */
+  args?: string[];
+  /** Import busybox:latest after start (default true). */
+  busybox?: boolean;
+}
+
+export class TestDaemon {
+  readonly dir: string;
+  readonly dataRoot: string;
+  readonly execRoot: string;
+  readonly socket: string;
+  readonly host: string;
+  readonly cgroupParent: string;
+  private proc: ChildProcess | undefined;
+  private logStream: fs.WriteStream | undefined;
+  client: EngineClient;
+
+  private constructor(dir: string, private readonly options: DaemonOptions) {
+    this.dir = dir;
+    this.dataRoot = path.join(dir, 'root');
+    this.execRoot = path.join(dir, 'run');
+    this.socket = path.join(dir, 'berth.sock');
+    this.host = `unix://${this.socket}`;
+    this.cgroupParent = `/berth-test-${path.basename(dir)}`;
+    this.client = new EngineClient(this.host);
+  }
+
+  static async start(options: DaemonOptions = {}): Promise<TestDaemon> {
+    const dir = await fsp.mkdtemp('/tmp/bt-');
+    const d = new TestDaemon(dir, options);
+    await d.launch();
+    if (options.busybox ?? true) await d.importBusybox();
+    return d;
+  }
+
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  get logFile(): string {
+    return path.join(this.dir, 'berthd.log');
+  }
+
+  async launch(): Promise<void> {
+    this.logStream = fs.createWriteStream(this.logFile, { flags: 'a' });
+    const args = [
+      '--data-root', this.dataRoot,
+      '--exec-root', this.execRoot,
+      '-H', this.host,
+      '--cgroup-parent', this.cgroupParent,
+      '--log-level', 'debug',
+      ...(this.options.args ?? []),
+    ];
+    const proc = spawn(process.execPath, [BERTHD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout!.pipe(this.logStream, { end: false });
+    proc.stderr!.pipe(this.logStream, { end: false });
+    this.proc = proc;
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`berthd exited with ${proc.exitCode}: ${await this.log()}`);
+      try {
+        await this.client.json('GET', '/version');
+        return;
+      } catch {
+        if (Date.now() > deadline) throw new Error(`berthd did not come up: ${await this.log()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  async log(): Promise<string> {
+    return fsp.readFile(this.logFile, 'utf8').catch(() => '');
+  }
+
+  /** Stops the daemon process only (containers keep running). */
+  async stopDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null) return proc?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    proc.kill(signal);
+    const code = await exited;
+    this.client.close();
+    this.client = new EngineClient(this.host);
+    return code;
+  }
+
+  async restartDaemon(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await this.stopDaemon(signal);
+    await this.launch();
+  }
+
+  async importBusybox(name = 'busybox:latest'): Promise<void> {
+    const r = await this.docker(['import', '-c', 'CMD ["sh"]', '-', name], { input: await busyboxRootfsTar() });
+    if (r.code !== 0) throw new Error(`import failed: ${r.stderr}`);
+  }
+
+  env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, BERTH_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'docker-config') };
+    delete env.DOCKER_CONTEXT;
+    return env;
+  }
+
+  docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
+    return exec('docker', args, { ...opts, env: { ...this.env(), ...(opts.env ?? {}) } });
+  }
+
+  berth(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {
+    return exec(BERTH, args, { ...opts, env: { ...this.env(), ...(opts.env ?? {}) } });
+  }
+
+  /** Removes every container, stops the daemon, and deletes all its state. */
+  async cleanup(): Promise<void> {
+    try {
+      if (this.proc && this.proc.exitCode === null) {
+        const list = await this.client.json<{ Id: string }[]>('GET', '/containers/json', { query: { all: true } }).catch(() => []);
+        for (const c of list) await this.client.call('DELETE', `/containers/${c.Id}`, { query: { force: true } }).catch(() => {});
+      }
+    } finally {
+      await this.stopDaemon('SIGTERM').catch(() => {});
+      this.client.close();
+      await this.killLeftovers();
+      await this.unmountAll();
+      await this.removeCgroups();
+      this.logStream?.end();
+      if (!process.env.BERTH_KEEP_TEST_DIRS) await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  /** Containers whose daemon is gone: kill them through their own runc root, and their conmons by recorded pid. */
+  private async killLeftovers(): Promise<void> {
+    const runcRoot = path.join(this.execRoot, 'runc');
+    const list = await exec('runc', ['--root', runcRoot, 'list', '-q']).catch(() => undefined);
+    for (const id of (list?.stdout ?? '').split('\n').filter(Boolean)) {
+      await exec('runc', ['--root', runcRoot, 'kill', '--all', id, 'KILL']).catch(() => {});
+      await new Promise((r) => setTimeout(r, 100));
+      await exec('runc', ['--root', runcRoot, 'delete', '--force', id]).catch(() => {});
+    }
+    const bundles = path.join(this.execRoot, 'containers');
+    for (const id of await fsp.readdir(bundles).catch(() => [] as string[])) {
+      const pid = parseInt(await fsp.readFile(path.join(bundles, id, 'conmon.pid'), 'utf8').catch(() => ''), 10);
+      if (pid > 0) {
+        try {
+          const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          if (cmdline.includes(id)) process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  }
+
+  private async unmountAll(): Promise<void> {
+    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m && m.startsWith(this.dir + '/'))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) await exec('umount', ['-l', m]).catch(() => {});
+  }
+
+  private async removeCgroups(): Promise<void> {
+    for (const h of await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
+      const base = path.join('/sys/fs/cgroup', h, this.cgroupParent);
+      for (const child of await fsp.readdir(base, { withFileTypes: true }).catch(() => [] as fs.Dirent[])) {
+        if (child.isDirectory()) await fsp.rmdir(path.join(base, child.name)).catch(() => {});
+      }
+      await fsp.rmdir(base).catch(() => {});
+    }
+  }
+}
+
+/** Polls until fn returns a truthy value or the time runs out. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
