@@ -133,6 +133,7 @@ export class ContainerService {
   private readonly runcDeletes = new Map<string, Promise<void>>();
   private networking: ContainerNetworking = new LoopbackNetworking();
   private exitWatcher: fs.FSWatcher | undefined;
+  private readonly logWatchers = new Map<string, fs.FSWatcher>();
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -198,6 +199,8 @@ export class ContainerService {
           exitsPending.push(c.id);
         } else if (this.conmonAlive(c)) {
           this.log.info('container still running', { id: shortId(c.id) });
+          await rotateLogs(this.dir(c.id), c.logMaxFiles).catch(() => {});
+          this.watchLogs(c);
         } else {
           // Its monitor is gone (host reboot, or conmon killed): it is not running any more.
           this.log.warn('container lost its monitor; marking it exited', { id: shortId(c.id) });
@@ -239,6 +242,49 @@ export class ContainerService {
   shutdown(): void {
     this.exitWatcher?.close();
     for (const t of this.timers) clearInterval(t);
+    for (const w of this.logWatchers.values()) w.close();
+    this.logWatchers.clear();
+  }
+
+  /**
+   * conmon replaces ctr.log (a rename) when it reaches max-size; rotating at
+   * once keeps the replaced file, so what survives is the newest output.
+   */
+  private watchLogs(c: ContainerRecord): void {
+    if (c.hostConfig.LogConfig.Type === 'none' || c.logMaxSize <= 0 || this.logWatchers.has(c.id)) return;
+    const dir = this.dir(c.id);
+    let busy = false;
+    let again = false;
+    const rotate = (): void => {
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      void rotateLogs(dir, c.logMaxFiles)
+        .catch((err) => this.log.warn('log rotation failed', { id: shortId(c.id), error: err as Error }))
+        .finally(() => {
+          busy = false;
+          if (again) {
+            again = false;
+            rotate();
+          }
+        });
+    };
+    try {
+      const w = fs.watch(dir, (event, filename) => {
+        if (event === 'rename' && filename === LOG_FILE) rotate();
+      });
+      w.on('error', () => this.unwatchLogs(c.id));
+      this.logWatchers.set(c.id, w);
+    } catch (err) {
+      this.log.warn('cannot watch logs; rotating by polling', { id: shortId(c.id), error: err as Error });
+    }
+  }
+
+  private unwatchLogs(id: string): void {
+    this.logWatchers.get(id)?.close();
+    this.logWatchers.delete(id);
   }
 
   private conmonAlive(c: ContainerRecord): boolean {
@@ -491,7 +537,10 @@ export class ContainerService {
         stdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
       });
-      if (logging) await rotateLogs(this.dir(id), c.logMaxFiles);
+      if (logging) {
+        await rotateLogs(this.dir(id), c.logMaxFiles);
+        this.watchLogs(c);
+      }
 
       // clients that attached before start hear everything from the first byte
       for (const client of this.attachHub.take(id)) {
@@ -580,6 +629,8 @@ export class ContainerService {
       FinishedAt: rfc3339Nano(),
     };
     await this.store.save(c);
+    this.unwatchLogs(id);
+    if (c.logMaxSize > 0) await rotateLogs(this.dir(id), c.logMaxFiles).catch(() => {});
     await this.unmountRootfs(id);
     await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
     // runc's own bookkeeping (state dir, cgroups) goes in the background;
@@ -764,6 +815,7 @@ export class ContainerService {
       await this.store.save(c);
     }
     this.attachHub.closeAll(id);
+    this.unwatchLogs(id);
     await this.unmountRootfs(id);
     await this.snapshots.remove(id);
     await this.store.delete(id);

@@ -141,7 +141,18 @@ export class ImageService {
 
   resolve(input: string): ImageRecord {
     const img = this.tryResolve(input);
-    if (!img) throw notFound(`No such image: ${input}`);
+    if (!img) {
+      // Docker names the normalised reference ("No such image: busybox:latest"); compose matches on it.
+      let shown = input;
+      if (!/^(sha256:)?[a-f0-9]{1,64}$/.test(input)) {
+        try {
+          shown = familiarString(withDefaultTag(parseReference(input)));
+        } catch {
+          // not a reference: show it as given
+        }
+      }
+      throw notFound(`No such image: ${shown}`);
+    }
     return img;
   }
 

@@ -223,10 +223,12 @@ export class ConmonRuntime {
   }
 }
 
+const CONMON_STDERR = 3;
+
 /**
  * A connection to conmon's attach socket. Packets from conmon carry the
- * stream number in their first byte (1 stdout, 2 stderr); what we send is
- * the container's stdin.
+ * pipe number in their first byte (conmon's stdpipe_t: 2 stdout, 3 stderr);
+ * what we send is the container's stdin.
  */
 export class AttachConnection extends EventEmitter {
   private handle: SeqpacketHandle | undefined;
@@ -236,7 +238,9 @@ export class AttachConnection extends EventEmitter {
     super();
     this.handle = native().seqpacketConnect(socketPath, (type, data) => {
       if (type >= 0) {
-        if (data && data.length) this.emit('data', type, data);
+        // conmon numbers its pipes STDIN 1, STDOUT 2, STDERR 3; we speak Docker's 1 and 2
+        const stream = type === CONMON_STDERR ? 2 : 1;
+        if (data && data.length) this.emit('data', stream, data);
         return;
       }
       this.finish();
