@@ -1,0 +1,134 @@
+/**
+ * Containers outlive berthd: stopped with SIGTERM or killed with SIGKILL,
+ * the daemon comes back and finds them (ps, logs -f, stop), records exits
+ * that happened while it was down, and recovers after a simulated host
+ * reboot (every monitor and container gone).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { TestDaemon, eventually, exec } from '../helpers/daemon.js';
+
+describe('daemon restarts', () => {
+  let d: TestDaemon;
+  before(async () => {
+    d = await TestDaemon.start();
+  });
+  after(async () => {
+    await d.cleanup();
+  });
+
+  const state = async (name: string): Promise<{ Status: string; Running: boolean; ExitCode: number; Pid: number }> =>
+    JSON.parse((await d.docker(['inspect', '-f', '{{json .State}}', name])).stdout);
+
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    test(`running containers survive berthd ${signal}`, async () => {
+      const name = `survivor-${signal.toLowerCase()}`;
+      const run = await d.docker(['run', '-d', '--name', name, 'busybox', 'sh', '-c', 'trap "exit 0" TERM; i=0; while true; do echo beat$i; i=$((i+1)); sleep 0.2; done']);
+      assert.equal(run.code, 0, run.stderr);
+      const pid = (await state(name)).Pid;
+      const code = await d.stopDaemon(signal);
+      if (signal === 'SIGTERM') assert.equal(code, 0, 'berthd exits 0 on SIGTERM');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.ok(fs.existsSync(`/proc/${pid}`), 'the container kept running without berthd');
+      await d.launch();
+      const s = await state(name);
+      assert.equal(s.Running, true);
+      assert.equal(s.Pid, pid);
+      assert.match((await d.docker(['ps', '--format', '{{.Names}}'])).stdout, new RegExp(`^${name}$`, 'm'));
+      // logs written while the daemon was down are there, and -f follows new ones
+      const logs = await d.docker(['logs', name]);
+      assert.ok(logs.stdout.split('\n').length > 3);
+      const follow = d.docker(['logs', '-f', '--tail', '0', name]);
+      await new Promise((r) => setTimeout(r, 700));
+      assert.equal((await d.docker(['stop', name])).code, 0);
+      const followed = await follow;
+      assert.match(followed.stdout, /beat\d+/, 'logs -f saw new lines and ended when the container stopped');
+      const after = await state(name);
+      assert.equal(after.Status, 'exited');
+      assert.equal(after.ExitCode, 0);
+      assert.ok(!fs.existsSync(`/proc/${pid}`));
+      await d.docker(['rm', name]);
+    });
+  }
+
+  test('an exit that happens while berthd is down is recorded with its code', async () => {
+    const run = await d.docker(['run', '-d', '--name', 'quitter', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
+    assert.equal(run.code, 0, run.stderr);
+    await d.stopDaemon('SIGKILL');
+    await new Promise((r) => setTimeout(r, 2000));
+    await d.launch();
+    await eventually(async () => (await state('quitter')).Status === 'exited', 10_000, 'exit recorded');
+    assert.equal((await state('quitter')).ExitCode, 7);
+    assert.match((await d.docker(['ps', '-a', '--filter', 'name=quitter', '--format', '{{.Status}}'])).stdout, /^Exited \(7\)/);
+    // and it can be started again
+    assert.equal((await d.docker(['start', 'quitter'])).code, 0);
+    assert.equal((await d.docker(['wait', 'quitter'])).stdout.trim(), '7');
+    await d.docker(['rm', 'quitter']);
+  });
+
+  test('an auto-remove container that exits while berthd is down is removed on restart', async () => {
+    const id = (await d.docker(['run', '-d', '--rm', 'busybox', 'sh', '-c', 'sleep 1'])).stdout.trim();
+    await d.stopDaemon('SIGKILL');
+    await new Promise((r) => setTimeout(r, 1800));
+    await d.launch();
+    await eventually(async () => (await d.docker(['inspect', id])).code !== 0, 10_000, 'auto-removal');
+  });
+
+  test('after a simulated host reboot every container is stopped and can start again', async () => {
+    await d.docker(['run', '-d', '--name', 'reboot-a', 'busybox', 'sleep', '1000']);
+    await d.docker(['run', '-d', '--name', 'reboot-b', '--memory', '64m', 'busybox', 'sleep', '1000']);
+    const pids = [(await state('reboot-a')).Pid, (await state('reboot-b')).Pid];
+    await d.stopDaemon('SIGKILL');
+    // the "reboot": every monitor and container process of this daemon dies, mounts go away
+    const bundles = path.join(d.execRoot, 'containers');
+    for (const id of await fsp.readdir(bundles)) {
+      const conmon = parseInt(await fsp.readFile(path.join(bundles, id, 'conmon.pid'), 'utf8').catch(() => '0'), 10);
+      if (conmon > 0 && fs.readFileSync(`/proc/${conmon}/cmdline`, 'utf8').includes(id)) process.kill(conmon, 'SIGKILL');
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone with its monitor
+      }
+    }
+    await eventually(() => pids.every((p) => !fs.existsSync(`/proc/${p}`)), 5000, 'processes gone');
+    for (const line of (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+      const mnt = line.split(' ')[4];
+      if (mnt && mnt.startsWith(path.join(d.dataRoot, 'containers'))) await exec('umount', ['-l', mnt]);
+    }
+    await fsp.rm(d.execRoot, { recursive: true, force: true }); // /run is a tmpfs on a real host
+    await d.launch();
+    for (const name of ['reboot-a', 'reboot-b']) {
+      const s = await state(name);
+      assert.equal(s.Running, false, `${name} is not running after the reboot`);
+      assert.equal(s.Status, 'exited');
+    }
+    assert.equal((await d.docker(['start', 'reboot-a', 'reboot-b'])).code, 0);
+    assert.equal((await state('reboot-b')).Running, true);
+    assert.equal((await d.docker(['rm', '-f', 'reboot-a', 'reboot-b'])).code, 0);
+    const leftovers = (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(d.dataRoot));
+    assert.deepEqual(leftovers, [], 'no mounts left behind');
+  });
+
+  test('a kill -9 during a burst of creates leaves state the next start reads', async () => {
+    const creates = Array.from({ length: 8 }, (_x, i) => d.docker(['create', '--name', `burst${i}`, 'busybox', 'true']));
+    await new Promise((r) => setTimeout(r, 150));
+    await d.stopDaemon('SIGKILL');
+    await Promise.allSettled(creates);
+    await d.launch();
+    const list = await d.docker(['ps', '-a', '--filter', 'name=burst', '--format', '{{.Names}}']);
+    assert.equal(list.code, 0, list.stderr);
+    for (const name of list.stdout.trim().split('\n').filter(Boolean)) {
+      assert.equal((await d.docker(['start', name])).code, 0, `${name} starts`);
+      assert.equal((await d.docker(['rm', '-f', name])).code, 0);
+    }
+    // no orphaned writable layers
+    const active = await fsp.readdir(path.join(d.dataRoot, 'snapshots', 'active'));
+    const containers = (await d.docker(['ps', '-aq', '--no-trunc'])).stdout.trim().split('\n').filter(Boolean);
+    assert.deepEqual(active.sort(), containers.sort());
+  });
+});
