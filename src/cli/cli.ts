@@ -7,7 +7,6 @@ import { ApiError, EngineClient } from '../client/client.js';
 import { BERTH_VERSION } from '../api/version.js';
 import { FlagError, type FlagSpec, type Flags, flagHelp, parseFlags } from './flags.js';
 import { UsageError } from './run-options.js';
-import { TemplateError } from './template.js';
 
 export const DEFAULT_HOST = 'unix:///run/berth/berth.sock';
 
@@ -50,15 +49,27 @@ const GLOBAL_FLAGS: FlagSpec[] = [
   { name: 'help', type: 'bool', description: 'Print usage' },
 ];
 
-async function commandTable(): Promise<Map<string, Command>> {
-  const [containers, lifecycle, images, system] = await Promise.all([
-    import('./commands/run.js'),
-    import('./commands/lifecycle.js'),
-    import('./commands/images.js'),
-    import('./commands/system.js'),
-  ]);
-  const all: Command[] = [...containers.commands, ...lifecycle.commands, ...images.commands, ...system.commands];
-  return new Map(all.map((c) => [c.name, c]));
+/** Which module holds each command, so a command loads only its own code. */
+const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = {
+  run: () => import('./commands/run.js'),
+  create: () => import('./commands/run.js'),
+  start: () => import('./commands/run.js'),
+  attach: () => import('./commands/run.js'),
+  images: () => import('./commands/images.js'),
+  import: () => import('./commands/images.js'),
+  tag: () => import('./commands/images.js'),
+  rmi: () => import('./commands/images.js'),
+  history: () => import('./commands/images.js'),
+  'image prune': () => import('./commands/images.js'),
+  version: () => import('./commands/system.js'),
+  info: () => import('./commands/system.js'),
+  events: () => import('./commands/system.js'),
+  'system df': () => import('./commands/system.js'),
+};
+
+async function loadCommand(name: string): Promise<Command | undefined> {
+  const load = COMMAND_MODULES[name] ?? (() => import('./commands/lifecycle.js'));
+  return (await load()).commands.find((c) => c.name === name);
 }
 
 /** `container ls` and friends map onto the top-level commands. */
@@ -157,8 +168,7 @@ export async function runCli(argv: string[]): Promise<number> {
     args = args.slice(1);
   }
   if (name === 'ls' || name === 'list') name = 'ps';
-  const table = await commandTable();
-  const cmd = table.get(name);
+  const cmd = await loadCommand(name);
   if (!cmd) {
     process.stderr.write(`berth: '${name}' is not a berth command.\nSee 'berth --help'\n`);
     return 1;
@@ -201,7 +211,7 @@ function reportError(err: unknown, cmd: Command): number {
     process.stderr.write(`berth: ${err.message}\nSee 'berth ${cmd.name} --help'.\n`);
     return 125;
   }
-  if (err instanceof TemplateError) {
+  if (err instanceof Error && err.name === 'TemplateError') {
     process.stderr.write(`template parsing error: ${err.message}\n`);
     return 1;
   }

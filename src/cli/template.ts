@@ -9,7 +9,9 @@
  * maps as map[k:v], <no value> for missing keys), so this is hand-written
  * and kept small.
  */
-export class TemplateError extends Error {}
+export class TemplateError extends Error {
+  override name = 'TemplateError';
+}
 
 type Node =
   | { kind: 'text'; text: string }

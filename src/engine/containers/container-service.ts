@@ -430,6 +430,11 @@ export class ContainerService {
     await this.runtime.clearExit(id);
     const bundle = this.bundle(id);
     let network: NetworkSetup | undefined;
+    const t0 = performance.now();
+    const marks: Record<string, number> = {};
+    const mark = (name: string): void => {
+      marks[name] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     try {
       // root filesystem: the image's layers under the container's writable layer
       const rootfs = this.rootfs(id);
@@ -437,6 +442,7 @@ export class ContainerService {
       await this.unmountRootfs(id);
       const overlay = await this.snapshots.mounts(id);
       native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(overlay));
+      mark('mounted');
 
       const user = await resolveUser(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []);
       const cwd = c.config.WorkingDir || '/';
@@ -449,7 +455,9 @@ export class ContainerService {
         }
       }
 
+      mark('user');
       network = await this.networking.setup(c);
+      mark('network');
       const etc = await writeEtcFiles({
         dir: this.dir(id),
         hostname: c.config.Hostname,
@@ -525,6 +533,7 @@ export class ContainerService {
       await fsp.rm(bundle, { recursive: true, force: true });
       await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
       await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      mark('bundle');
 
       const logging = hc.LogConfig.Type !== 'none';
       const created = await this.runtime.create({
@@ -537,6 +546,7 @@ export class ContainerService {
         stdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
       });
+      mark('created');
       if (logging) {
         await rotateLogs(this.dir(id), c.logMaxFiles);
         this.watchLogs(c);
@@ -569,8 +579,12 @@ export class ContainerService {
       };
       c.hasBeenStarted = true;
       c.manuallyStopped = false;
-      await this.runtime.start(id);
+      mark('attached');
+      await this.runtime.start(id, created.pid);
+      mark('started');
       await this.store.save(c);
+      mark('saved');
+      this.log.debug('container started', { id: shortId(id), ms: marks });
       this.events.publish('container', 'start', id, this.eventAttributes(c));
     } catch (err) {
       const message = errorMessage(err);
@@ -616,6 +630,11 @@ export class ContainerService {
   /** Records an exit and releases the container's resources. Caller holds the lock. */
   private async finishExit(c: ContainerRecord, code: number, oom: boolean): Promise<void> {
     const id = c.id;
+    const t0 = performance.now();
+    const marks: Record<string, number> = {};
+    const mark = (name: string): void => {
+      marks[name] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     const startedAt = Date.parse(c.state.StartedAt);
     c.state = {
       ...c.state,
@@ -628,10 +647,15 @@ export class ContainerService {
       ExitCode: code,
       FinishedAt: rfc3339Nano(),
     };
-    await this.store.save(c);
+    // An auto-remove container's record is about to go: a crash before that
+    // leaves the exit file, which the next start processes again.
+    if (!c.hostConfig.AutoRemove) await this.store.save(c);
+    mark('saved');
     this.unwatchLogs(id);
-    if (c.logMaxSize > 0) await rotateLogs(this.dir(id), c.logMaxFiles).catch(() => {});
+    if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) await rotateLogs(this.dir(id), c.logMaxFiles).catch(() => {});
+    mark('rotated');
     await this.unmountRootfs(id);
+    mark('unmounted');
     await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
     // runc's own bookkeeping (state dir, cgroups) goes in the background;
     // a restart of this container waits for it.
@@ -648,9 +672,12 @@ export class ContainerService {
     if (oom) this.events.publish('container', 'oom', id, this.eventAttributes(c));
     this.events.publish('container', 'die', id, this.eventAttributes(c, { exitCode: String(code), execDuration: String(execDuration) }));
     this.signals.emit(`exit:${id}`, code);
+    mark('exit-signalled');
     if (c.hostConfig.AutoRemove) {
       await this.removeLocked(c).catch((err) => this.log.warn('auto-remove failed', { id: shortId(id), error: err as Error }));
+      mark('removed');
     }
+    this.log.debug('container exit processed', { id: shortId(id), ms: marks });
   }
 
   private async unmountRootfs(id: string): Promise<void> {
@@ -810,16 +837,14 @@ export class ContainerService {
 
   private async removeLocked(c: ContainerRecord): Promise<void> {
     const id = c.id;
-    if (c.state.Status !== 'removing') {
-      c.state = { ...c.state, Status: 'removing' };
-      await this.store.save(c);
-    }
     this.attachHub.closeAll(id);
     this.unwatchLogs(id);
     await this.unmountRootfs(id);
-    await this.snapshots.remove(id);
+    // the record's directory rename is the commit point; a writable layer
+    // left without a record is swept at the next start
     await this.store.delete(id);
-    await fsp.rm(this.bundle(id), { recursive: true, force: true });
+    await this.snapshots.remove(id);
+    void fsp.rm(this.bundle(id), { recursive: true, force: true }).catch(() => {});
     this.events.publish('container', 'destroy', id, this.eventAttributes(c));
     this.signals.emit(`removed:${id}`);
   }

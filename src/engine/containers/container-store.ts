@@ -68,7 +68,11 @@ export class ContainerStore {
     this.byId.set(rec.id, rec);
   }
 
-  /** Forgets the record first, then deletes the directory (renamed away first, so a crash never leaves half a record). */
+  /**
+   * Forgets a record: the rename of its directory is the atomic point (a
+   * crash after it leaves a .rm- directory that load() deletes); the files
+   * themselves are deleted in the background, off the request's path.
+   */
   async delete(id: string): Promise<void> {
     this.byId.delete(id);
     const dir = this.dir(id);
@@ -79,6 +83,6 @@ export class ContainerStore {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    await fsp.rm(doomed, { recursive: true, force: true });
+    void fsp.rm(doomed, { recursive: true, force: true }).catch((err) => this.log.warn('removing container files failed', { id, error: err as Error }));
   }
 }

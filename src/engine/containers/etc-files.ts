@@ -1,11 +1,12 @@
 /**
  * The /etc/hostname, /etc/hosts and /etc/resolv.conf a container sees: files
- * in its state directory, bind-mounted at start, as Docker does.
+ * in its state directory, bind-mounted at start, as Docker does. They are
+ * rewritten at every start, so a torn write after a crash is harmless and
+ * they need no fsync on the start path.
  */
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { writeFileAtomic } from '../../util/atomic-file.js';
 
 export interface EtcFilesInput {
   dir: string;
@@ -64,7 +65,7 @@ export async function writeEtcFiles(o: EtcFilesInput): Promise<EtcFiles> {
     resolvConfPath: path.join(o.dir, 'resolv.conf'),
   };
   const hostname = o.network === 'host' ? os.hostname() : o.hostname;
-  await writeFileAtomic(files.hostnamePath, `${hostname}\n`, 0o644);
+  const writes: Promise<void>[] = [fsp.writeFile(files.hostnamePath, `${hostname}\n`, { mode: 0o644 })];
 
   let hosts: string;
   if (o.network === 'host') {
@@ -85,7 +86,7 @@ export async function writeEtcFiles(o: EtcFilesInput): Promise<EtcFiles> {
   if (o.network === 'host' && o.extraHosts?.length) {
     hosts += o.extraHosts.map((eh) => `${eh.slice(eh.lastIndexOf(':') + 1)}\t${eh.slice(0, eh.lastIndexOf(':'))}`).join('\n') + '\n';
   }
-  await writeFileAtomic(files.hostsPath, hosts, 0o644);
+  writes.push(fsp.writeFile(files.hostsPath, hosts, { mode: 0o644 }));
 
   const host = await hostResolvConf();
   let nameservers = o.dns?.length ? o.dns : host.nameservers;
@@ -98,6 +99,7 @@ export async function writeEtcFiles(o: EtcFilesInput): Promise<EtcFiles> {
     '\n' +
     (search.length ? `search ${search.join(' ')}\n` : '') +
     (options.length ? `options ${options.join(' ')}\n` : '');
-  await writeFileAtomic(files.resolvConfPath, resolv, 0o644);
+  writes.push(fsp.writeFile(files.resolvConfPath, resolv, { mode: 0o644 }));
+  await Promise.all(writes);
   return files;
 }

@@ -35,6 +35,16 @@ export interface CreatedContainer {
 
 export class CreateError extends Error {}
 
+/** A pid that exists and is not a zombie. */
+function initAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export class ConmonRuntime {
   readonly runc: Runc;
   private ownCgroups: { hierarchy: string; path: string }[] | undefined;
@@ -94,6 +104,8 @@ export class ConmonRuntime {
       '--socket-dir-path', this.socketDir,
       '-l', `k8s-file:${o.logPath}`,
       '--log-level', 'error',
+      // log durability across power loss is not worth an fsync on every exit
+      '--no-sync-log',
       ...this.runc.globalArgs().flatMap((a) => ['--runtime-arg', a]),
     ];
     if (o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
@@ -188,9 +200,46 @@ export class ConmonRuntime {
     }
   }
 
-  /** runc start: the container's process execs its command. */
-  async start(id: string): Promise<void> {
-    await this.runc.start(id);
+  /**
+   * Lets a created container exec its command. This is what `runc start`
+   * does: runc's init process waits to write one byte into
+   * <runc root>/<id>/exec.fifo; reading it releases the exec. Doing it here
+   * saves a runc process (~8 ms) on every start; when the fifo is not where
+   * runc 1.x keeps it, `runc start` does the job.
+   */
+  async start(id: string, initPid: number): Promise<void> {
+    const fifo = path.join(this.runc.root, id, 'exec.fifo');
+    if (!fs.existsSync(fifo)) {
+      await this.runc.start(id);
+      return;
+    }
+    let dead = false;
+    // If init dies before opening its end, our blocking open would wait for
+    // ever: a watchdog notices and releases it by opening the write side.
+    const watchdog = setInterval(() => {
+      if (initAlive(initPid)) return;
+      dead = true;
+      clearInterval(watchdog);
+      fsp
+        .open(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK)
+        .then((fh) => fh.close())
+        .catch(() => {});
+    }, 100);
+    let data: Buffer;
+    try {
+      const fh = await fsp.open(fifo, 'r');
+      try {
+        data = await fh.readFile();
+      } finally {
+        await fh.close();
+      }
+    } finally {
+      clearInterval(watchdog);
+    }
+    if (data.length === 0) {
+      throw new CreateError(dead ? 'container process is already dead' : 'cannot start an already running container');
+    }
+    await fsp.rm(fifo, { force: true });
   }
 
   attach(bundle: string): AttachConnection {

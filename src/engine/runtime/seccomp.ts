@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 
 interface ProfileRule {
   names: string[];
@@ -40,6 +41,29 @@ const GO_ARCH: Record<string, { go: string; seccomp: string }> = {
 };
 
 let profile: Profile | undefined;
+let x32Supported: boolean | undefined;
+
+/**
+ * Whether the kernel runs x32 binaries. When it does not (CONFIG_X86_X32_ABI
+ * unset, as on most distribution kernels), a filter for that ABI guards
+ * nothing but costs libseccomp several milliseconds to compile per start.
+ */
+function kernelHasX32(): boolean {
+  if (x32Supported === undefined) {
+    x32Supported = true; // when we cannot tell, keep Docker's filter as it is
+    for (const file of ['/proc/config.gz', `/boot/config-${os.release()}`]) {
+      try {
+        const raw = fs.readFileSync(file);
+        const text = file.endsWith('.gz') ? zlib.gunzipSync(raw).toString('utf8') : raw.toString('utf8');
+        x32Supported = /^CONFIG_X86_X32(_ABI)?=y/m.test(text);
+        break;
+      } catch {
+        // try the next source
+      }
+    }
+  }
+  return x32Supported;
+}
 
 function loadProfile(): Profile {
   if (!profile) {
@@ -62,12 +86,25 @@ function kernelAtLeast(min: string): boolean {
   return maj > wantMaj || (maj === wantMaj && minr >= (wantMin || 0));
 }
 
+const cache = new Map<string, OciSeccomp>();
+
 export function defaultSeccomp(capabilities: readonly string[]): OciSeccomp {
+  const key = [...capabilities].sort().join(',');
+  let filter = cache.get(key);
+  if (!filter) {
+    filter = buildSeccomp(capabilities);
+    cache.set(key, filter);
+  }
+  return filter;
+}
+
+function buildSeccomp(capabilities: readonly string[]): OciSeccomp {
   const p = loadProfile();
   const arch = GO_ARCH[process.arch] ?? GO_ARCH.x64;
   const caps = new Set(capabilities);
   const archEntry = p.archMap.find((a) => a.architecture === arch.seccomp);
-  const architectures = archEntry ? [archEntry.architecture, ...(archEntry.subArchitectures ?? [])] : [arch.seccomp];
+  let architectures = archEntry ? [archEntry.architecture, ...(archEntry.subArchitectures ?? [])] : [arch.seccomp];
+  if (!kernelHasX32()) architectures = architectures.filter((a) => a !== 'SCMP_ARCH_X32');
   const syscalls: OciSeccomp['syscalls'] = [];
   for (const rule of p.syscalls) {
     const inc = rule.includes ?? {};

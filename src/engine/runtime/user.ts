@@ -58,8 +58,9 @@ const isNumeric = (s: string): boolean => /^\d+$/.test(s);
 
 export async function resolveUser(rootfs: string, spec: string, groupAdd: readonly string[] = []): Promise<ResolvedUser> {
   const [userPart, groupPart] = spec === '' ? ['', undefined] : spec.split(':', 2);
-  const passwd = parsePasswd(await readInRoot(rootfs, '/etc/passwd'));
-  const groups = parseGroup(await readInRoot(rootfs, '/etc/group'));
+  const [passwdText, groupText] = await Promise.all([readInRoot(rootfs, '/etc/passwd'), readInRoot(rootfs, '/etc/group')]);
+  const passwd = parsePasswd(passwdText);
+  const groups = parseGroup(groupText);
 
   let entry: PasswdEntry | undefined;
   let uid: number;

@@ -173,6 +173,7 @@ export class OverlaySnapshotter implements Snapshotter {
     return { lowerDirs: await this.lowerDirs(parent), upperDir: path.join(dir, 'upper'), workDir: path.join(dir, 'work') };
   }
 
+  /** The rename is the removal; the files go in the background (drafts/ is swept at start). */
   async remove(key: string): Promise<void> {
     const dir = path.join(this.activeDir, key);
     const doomed = path.join(this.draftsDir, `rm-${key}-${crypto.randomBytes(4).toString('hex')}`);
@@ -182,7 +183,7 @@ export class OverlaySnapshotter implements Snapshotter {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
     }
-    await fsp.rm(doomed, { recursive: true, force: true });
+    void fsp.rm(doomed, { recursive: true, force: true }).catch(() => {});
   }
 
   async activeKeys(): Promise<string[]> {
