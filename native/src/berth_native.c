@@ -16,6 +16,9 @@
 #include <uv.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +231,50 @@ static napi_value Syncfs(napi_env env, napi_callback_info info) {
   } else {
     if (syncfs(fd) < 0) throw_errno(env, errno, "syncfs", path);
     close(fd);
+  }
+  free(path);
+  return NULL;
+}
+
+/* createNetns(path): a new network namespace, kept alive by a bind mount on
+ * path (an existing empty file). Done in a short-lived thread: unshare
+ * applies to the calling thread only, so the daemon's own namespace is
+ * untouched and no helper process is spawned. */
+struct netns_job {
+  const char *path;
+  int err;
+  const char *what;
+};
+
+static void *netns_thread(void *arg) {
+  struct netns_job *job = arg;
+  if (unshare(CLONE_NEWNET) < 0) {
+    job->err = errno;
+    job->what = "unshare";
+    return NULL;
+  }
+  char self[64];
+  snprintf(self, sizeof self, "/proc/self/task/%ld/ns/net", (long)gettid());
+  if (mount(self, job->path, "none", MS_BIND, NULL) < 0) {
+    job->err = errno;
+    job->what = "mount";
+  }
+  return NULL;
+}
+
+static napi_value CreateNetns(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  char *path = get_string(env, argv[0]);
+  if (!path) return NULL;
+  struct netns_job job = {path, 0, NULL};
+  pthread_t thread;
+  int rc = pthread_create(&thread, NULL, netns_thread, &job);
+  if (rc != 0) {
+    throw_errno(env, rc, "pthread_create", path);
+  } else {
+    pthread_join(thread, NULL);
+    if (job.err) throw_errno(env, job.err, job.what, path);
   }
   free(path);
   return NULL;
@@ -474,6 +521,7 @@ NAPI_MODULE_INIT() {
     {"lgetxattr", NULL, Lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, Syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"createNetns", NULL, CreateNetns, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seqpacketConnect", NULL, SeqpacketConnect, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -65,6 +65,14 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   info: () => import('./commands/system.js'),
   events: () => import('./commands/system.js'),
   'system df': () => import('./commands/system.js'),
+  'network create': () => import('./commands/network.js'),
+  'network ls': () => import('./commands/network.js'),
+  'network inspect': () => import('./commands/network.js'),
+  'network rm': () => import('./commands/network.js'),
+  'network prune': () => import('./commands/network.js'),
+  'network connect': () => import('./commands/network.js'),
+  'network disconnect': () => import('./commands/network.js'),
+  port: () => import('./commands/network.js'),
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
@@ -75,6 +83,7 @@ async function loadCommand(name: string): Promise<Command | undefined> {
 /** `container ls` and friends map onto the top-level commands. */
 const MANAGEMENT: Record<string, Record<string, string>> = {
   container: {
+    port: 'port',
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
     pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top',
@@ -84,6 +93,10 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     inspect: 'image inspect', prune: 'image prune',
   },
   system: { info: 'info', df: 'system df', events: 'events' },
+  network: {
+    create: 'network create', ls: 'network ls', list: 'network ls', inspect: 'network inspect', rm: 'network rm',
+    remove: 'network rm', prune: 'network prune', connect: 'network connect', disconnect: 'network disconnect',
+  },
 };
 
 const TOP_USAGE = `Usage:  berth [OPTIONS] COMMAND
@@ -101,6 +114,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   registry    Run an OCI registry server
   system      Manage Berth
 
@@ -118,6 +132,7 @@ Commands:
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   attach      Attach local standard input, output, and error streams to a running container
+  port        List port mappings or a specific mapping for the container
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   rmi         Remove one or more images
   history     Show the history of an image

@@ -14,6 +14,12 @@ export interface DaemonConfig {
   conmonPath: string;
   /** Socket file mode (0660) and owning group, if any. */
   group?: string;
+  /** Bridge interface of the default network. */
+  bridge: string;
+  /** Default bridge address and prefix, e.g. 172.30.0.1/16 (automatic when unset). */
+  bip?: string;
+  /** Subnets for user-defined networks: base CIDR and the size of each. */
+  addressPool: { base: string; size: number };
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -25,6 +31,8 @@ export const DEFAULTS: DaemonConfig = {
   initPath: '/usr/bin/tini-static',
   runtimePath: 'runc',
   conmonPath: 'conmon',
+  bridge: 'berth0',
+  addressPool: { base: '10.211.0.0/16', size: 24 },
 };
 
 export const USAGE = `Usage: berthd [OPTIONS]
@@ -41,6 +49,9 @@ Options:
       --runtime string         runc binary (default "runc")
       --conmon string          conmon binary (default "conmon")
   -G, --group string           Group for the API socket
+  -b, --bridge string          Bridge interface of the default network (default "berth0")
+      --bip string             Default bridge address and prefix, e.g. 172.30.0.1/16
+      --default-address-pool   Pool for user-defined networks: base=CIDR,size=N (default base=10.211.0.0/16,size=24)
   -h, --help                   Print usage
   -v, --version                Print version
 `;
@@ -104,6 +115,24 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' 
       case '--group':
         cfg.group = value();
         break;
+      case '-b':
+      case '--bridge': {
+        const v = value();
+        if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(v)) throw new UsageError(`invalid bridge name: ${v}`);
+        cfg.bridge = v;
+        break;
+      }
+      case '--bip':
+        cfg.bip = value();
+        if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(cfg.bip)) throw new UsageError(`invalid --bip ${cfg.bip}: use address/prefix`);
+        break;
+      case '--default-address-pool': {
+        const v = value();
+        const m = /^base=([\d.]+\/\d+),size=(\d+)$/.exec(v);
+        if (!m) throw new UsageError(`invalid --default-address-pool ${v}: use base=CIDR,size=N`);
+        cfg.addressPool = { base: m[1], size: Number(m[2]) };
+        break;
+      }
       case '-h':
       case '--help':
         return 'help';

@@ -16,11 +16,14 @@ import { ContainerService } from '../engine/containers/container-service.js';
 import { ImageService } from '../engine/images/image-service.js';
 import { ConmonRuntime } from '../engine/runtime/conmon.js';
 import { OverlaySnapshotter } from '../engine/snapshots/overlay.js';
+import { NetworkService } from '../engine/networks/network-service.js';
+import { AARDVARK_PATHS, NETAVARK_PATHS, findBinary } from '../engine/networks/netavark.js';
 import { systemInfo, versionInfo } from '../engine/system/info.js';
 import { ApiServer } from '../server/http-server.js';
 import { Router } from '../server/router.js';
 import { containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
+import { networkRoutes } from '../server/routers/networks.js';
 import { systemRoutes } from '../server/routers/system.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
@@ -107,7 +110,31 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     events,
     log.child({ component: 'containers' }),
   );
-  // containers first: image GC must know which layers their writable layers sit on
+  const netavark = findBinary(NETAVARK_PATHS);
+  let networks: NetworkService | undefined;
+  if (netavark) {
+    networks = new NetworkService(
+      {
+        dataRoot: cfg.dataRoot,
+        execRoot: cfg.execRoot,
+        bridgeName: cfg.bridge,
+        bip: cfg.bip,
+        addressPool: cfg.addressPool,
+        netavarkBinary: netavark,
+        aardvarkBinary: findBinary(AARDVARK_PATHS),
+      },
+      events,
+      log.child({ component: 'networks' }),
+    );
+    containers.setNetworking(networks);
+    networks.resolveContainer = (name) => containers.tryResolve(name);
+  } else {
+    warnings.push('WARNING: netavark not found: containers get host or loopback-only networking (install netavark)');
+  }
+  // records first: networking restores addresses and ports from them; then
+  // containers, whose writable layers image GC must know about
+  const records = await containers.load();
+  await networks?.init(records);
   await containers.init();
   await images.init();
 
@@ -138,6 +165,18 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   });
   containerRoutes(router, containers);
   imageRoutes(router, images);
+  if (networks) {
+    const nets = networks;
+    networkRoutes(router, {
+      create: (body) => nets.create(body),
+      list: (filters) => nets.list(filters, containers.all()),
+      inspect: (id) => nets.inspect(id, containers.all()),
+      remove: (id) => nets.remove(id, containers.all()),
+      prune: (filters) => nets.prune(filters, containers.all()),
+      connect: (network, container, endpoint) => containers.connectNetwork(container, network, endpoint),
+      disconnect: (network, container) => containers.disconnectNetwork(container, network),
+    });
+  }
   router.post('/build/prune', async (ctx) => ctx.json(200, { CachesDeleted: [], SpaceReclaimed: 0 }));
 
   const server = new ApiServer(router, log.child({ component: 'api' }));
@@ -153,6 +192,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     async stop() {
       await server.close();
       containers.shutdown();
+      networks?.shutdown();
+      await networks?.shutdownCleanup();
       await fsp.rm(pidFile, { force: true });
       log.info('berthd stopped; containers keep running');
     },
@@ -178,7 +219,11 @@ export async function main(argv: string[]): Promise<void> {
   const cfg = parsed;
   const log = new Logger(cfg.logLevel, {});
   process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { error: errorMessage(reason) }));
-  process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.message, stack: err.stack }));
+  process.on('uncaughtException', (err) => {
+    // a broken stderr must not turn into a loop of failing log writes
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
+    log.error('uncaught exception', { error: err.message, stack: err.stack });
+  });
   let daemon: { stop(): Promise<void> };
   try {
     daemon = await startDaemon(cfg, log);
@@ -198,5 +243,4 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGPIPE', () => {});
 }

@@ -7,11 +7,28 @@ const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 
 
 export type LogFields = Record<string, unknown>;
 
+/**
+ * Writes to stderr until stderr breaks (the reader went away): then logging
+ * stops instead of turning every failed write into another log line.
+ */
+let stderrBroken = false;
+function stderrSink(line: string): void {
+  if (stderrBroken) return;
+  try {
+    process.stderr.write(line);
+  } catch {
+    stderrBroken = true;
+  }
+}
+process.stderr.on('error', () => {
+  stderrBroken = true;
+});
+
 export class Logger {
   constructor(
     private readonly level: LogLevel = 'info',
     private readonly base: LogFields = {},
-    private readonly sink: (line: string) => void = (line) => process.stderr.write(line),
+    private readonly sink: (line: string) => void = stderrSink,
   ) {}
 
   static parseLevel(value: string): LogLevel {

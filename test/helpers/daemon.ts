@@ -57,6 +57,40 @@ export async function busyboxRootfsTar(): Promise<Buffer> {
   return busyboxTar;
 }
 
+const SUBNET_RESERVATIONS = '/tmp/bt-subnets';
+
+/**
+ * A third octet for 10.231.X.0/24 and 10.232.X.0/24 that no other test
+ * daemon (reservation files) and no interface on the host uses.
+ */
+function reserveSubnetIndex(owner: string): number {
+  fs.mkdirSync(SUBNET_RESERVATIONS, { recursive: true });
+  const used = new Set<number>();
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      const m = /^10\.23[12]\.(\d+)\./.exec(a.address);
+      if (m) used.add(Number(m[1]));
+    }
+  }
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const x = 1 + Math.floor(Math.random() * 250);
+    if (used.has(x)) continue;
+    const file = path.join(SUBNET_RESERVATIONS, String(x));
+    try {
+      fs.writeFileSync(file, owner, { flag: 'wx' });
+      return x;
+    } catch {
+      // taken: stale if its owner's directory is gone
+      const holder = fs.readFileSync(file, 'utf8');
+      if (!fs.existsSync(holder)) {
+        fs.writeFileSync(file, owner);
+        return x;
+      }
+    }
+  }
+  throw new Error('no free test subnet');
+}
+
 export interface DaemonOptions {
   /** Extra berthd flags. */
   args?: string[];
@@ -83,6 +117,8 @@ export class TestDaemon {
     this.host = `unix://${this.socket}`;
     this.cgroupParent = `/berth-test-${path.basename(dir)}`;
     this.client = new EngineClient(this.host);
+    this.bridge = `bt${path.basename(dir).slice(3, 9).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
+    this.subnetIndex = reserveSubnetIndex(dir);
   }
 
   static async start(options: DaemonOptions = {}): Promise<TestDaemon> {
@@ -101,6 +137,22 @@ export class TestDaemon {
     return path.join(this.dir, 'berthd.log');
   }
 
+  /** This daemon's default bridge and subnets, distinct from other test daemons. */
+  readonly bridge: string;
+  readonly subnetIndex: number;
+
+  get bip(): string {
+    return `10.231.${this.subnetIndex}.1/24`;
+  }
+
+  get bridgeSubnet(): string {
+    return `10.231.${this.subnetIndex}.0/24`;
+  }
+
+  get poolBase(): string {
+    return `10.232.${this.subnetIndex}.0/24`;
+  }
+
   async launch(): Promise<void> {
     this.logStream = fs.createWriteStream(this.logFile, { flags: 'a' });
     const args = [
@@ -108,6 +160,9 @@ export class TestDaemon {
       '--exec-root', this.execRoot,
       '-H', this.host,
       '--cgroup-parent', this.cgroupParent,
+      '--bridge', this.bridge,
+      '--bip', this.bip,
+      '--default-address-pool', `base=${this.poolBase},size=28`,
       '--log-level', 'debug',
       ...(this.options.args ?? []),
     ];
@@ -174,6 +229,10 @@ export class TestDaemon {
       if (this.proc && this.proc.exitCode === null) {
         const list = await this.client.json<{ Id: string }[]>('GET', '/containers/json', { query: { all: true } }).catch(() => []);
         for (const c of list) await this.client.call('DELETE', `/containers/${c.Id}`, { query: { force: true } }).catch(() => {});
+        const nets = await this.client.json<{ Id: string; Name: string }[]>('GET', '/networks').catch(() => []);
+        for (const n of nets) {
+          if (!['bridge', 'host', 'none'].includes(n.Name)) await this.client.call('DELETE', `/networks/${n.Id}`).catch(() => {});
+        }
       }
     } finally {
       await this.stopDaemon('SIGTERM').catch(() => {});
@@ -181,8 +240,10 @@ export class TestDaemon {
       await this.killLeftovers();
       await this.unmountAll();
       await this.removeCgroups();
+      await this.removeNetworkLeftovers();
       this.logStream?.end();
       if (!process.env.BERTH_KEEP_TEST_DIRS) await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => {});
+      await fsp.rm(path.join(SUBNET_RESERVATIONS, String(this.subnetIndex)), { force: true });
     }
   }
 
@@ -205,6 +266,19 @@ export class TestDaemon {
         } catch {
           // already gone
         }
+      }
+    }
+  }
+
+  /** If the daemon could not clean up (killed), remove this daemon's aardvark and bridges ourselves. */
+  private async removeNetworkLeftovers(): Promise<void> {
+    const pidFile = path.join(this.execRoot, 'netavark', 'aardvark-dns', 'aardvark.pid');
+    const pid = parseInt(await fsp.readFile(pidFile, 'utf8').catch(() => ''), 10);
+    if (pid > 0) {
+      try {
+        if (fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(this.execRoot)) process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
       }
     }
   }

@@ -32,7 +32,7 @@ describe('daemon restarts', () => {
       const code = await d.stopDaemon(signal);
       if (signal === 'SIGTERM') assert.equal(code, 0, 'berthd exits 0 on SIGTERM');
       await new Promise((r) => setTimeout(r, 500));
-      assert.ok(fs.existsSync(`/proc/${pid}`), 'the container kept running without berthd');
+      assert.ok(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(d.cgroupParent), 'the container kept running without berthd');
       await d.launch();
       const s = await state(name);
       assert.equal(s.Running, true);
@@ -49,7 +49,7 @@ describe('daemon restarts', () => {
       const after = await state(name);
       assert.equal(after.Status, 'exited');
       assert.equal(after.ExitCode, 0);
-      assert.ok(!fs.existsSync(`/proc/${pid}`));
+      assert.ok(!(fs.existsSync(`/proc/${pid}/cgroup`) && fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(d.cgroupParent)));
       await d.docker(['rm', name]);
     });
   }
@@ -89,13 +89,20 @@ describe('daemon restarts', () => {
       if (conmon > 0 && fs.readFileSync(`/proc/${conmon}/cmdline`, 'utf8').includes(id)) process.kill(conmon, 'SIGKILL');
     }
     for (const pid of pids) {
+      // only if the pid is still a process of this daemon's containers: pids are reused fast here
+      const cgroup = await fsp.readFile(`/proc/${pid}/cgroup`, 'utf8').catch(() => '');
+      if (!cgroup.includes(d.cgroupParent)) continue;
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // gone with its monitor
       }
     }
-    await eventually(() => pids.every((p) => !fs.existsSync(`/proc/${p}`)), 5000, 'processes gone');
+    await eventually(
+      () => pids.every((p) => !(fs.existsSync(`/proc/${p}/cgroup`) && fs.readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(d.cgroupParent))),
+      5000,
+      'processes gone',
+    );
     for (const line of (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
       const mnt = line.split(' ')[4];
       if (mnt && mnt.startsWith(path.join(d.dataRoot, 'containers'))) await exec('umount', ['-l', mnt]);

@@ -12,11 +12,11 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { CreateContainerBody } from '../../api/types.js';
+import type { CreateContainerBody, EndpointSettings } from '../../api/types.js';
 import type { ContainerRecord, ContainerState, MountPoint } from '../../core/containers/types.js';
 import { parseSignal, signalNumber } from '../../core/containers/signals.js';
 import type { Digest } from '../../core/images/digest.js';
-import { conflict, errnoCode, errorMessage, internal, invalidArgument, notFound, notModified } from '../../core/errdefs/index.js';
+import { conflict, errnoCode, errorMessage, forbidden, internal, invalidArgument, notFound, notImplemented, notModified } from '../../core/errdefs/index.js';
 import type { EventBus } from '../../core/events/bus.js';
 import { Filters } from '../../core/filters.js';
 import { newId, shortId } from '../../util/ids.js';
@@ -49,24 +49,39 @@ export interface ContainerServiceConfig {
 /** What a container's network looks like at start (see engine/networks). */
 export interface NetworkSetup {
   namespace: 'host' | 'new' | { path: string };
-  kind: 'host' | 'none' | 'bridge';
+  kind: 'host' | 'none' | 'bridge' | 'container';
   addresses: string[];
   hostGateway?: string;
+  /** Name servers for resolv.conf (the network's DNS), unless --dns says otherwise. */
+  dnsServers?: string[];
+  /** container:<id> mode: that container's /etc files are used. */
+  shareEtcFrom?: string;
+  /** Resolves when the namespace is configured; the start waits for it before the process runs. */
+  ready?: Promise<void>;
 }
 
 /** The seam where networking plugs into the container lifecycle. */
 export interface ContainerNetworking {
   setup(c: ContainerRecord): Promise<NetworkSetup>;
+  /** Releases what setup took; may finish its kernel work in the background. */
   teardown(c: ContainerRecord): Promise<void>;
-  /** Called at create: validates the mode and fills NetworkSettings. */
-  prepare(c: ContainerRecord): Promise<void>;
+  /** Called at create: validates the mode and records the endpoints asked for. */
+  prepare(c: ContainerRecord, endpoints?: Record<string, EndpointSettings>): Promise<void>;
 }
 
-/** Until bridge networks land, everything but host gets its own namespace with loopback. */
+/** What connect/disconnect need from the network service. */
+export interface NetworkAttachments {
+  resolve(input: string): { id: string; name: string; driver: string; builtin: boolean };
+  endpointRecord(c: ContainerRecord, n: { id: string; name: string; builtin: boolean }, ep: EndpointSettings): EndpointSettings;
+  attachRunning(c: ContainerRecord, n: { id: string; name: string }): Promise<void>;
+  detachRunning(c: ContainerRecord, n: { id: string; name: string }): Promise<void>;
+}
+
+/** Networking without bridges: host, or a namespace of its own with only loopback. */
 export class LoopbackNetworking implements ContainerNetworking {
   async prepare(c: ContainerRecord): Promise<void> {
     const mode = c.hostConfig.NetworkMode;
-    if (mode.startsWith('container:')) throw invalidArgument('network mode container:<name> is not supported yet');
+    if (mode.startsWith('container:')) throw invalidArgument('network mode container:<name> needs bridge networking');
     if (!['default', 'bridge', 'none', 'host'].includes(mode)) throw notFound(`network ${mode} not found`);
   }
   async setup(c: ContainerRecord): Promise<NetworkSetup> {
@@ -163,8 +178,52 @@ export class ContainerService {
     });
   }
 
-  setNetworking(n: ContainerNetworking): void {
+  private attachments: NetworkAttachments | undefined;
+
+  setNetworking(n: ContainerNetworking & Partial<NetworkAttachments>): void {
     this.networking = n;
+    if (n.attachRunning && n.detachRunning && n.resolve && n.endpointRecord) this.attachments = n as NetworkAttachments;
+  }
+
+  /** docker network connect: on a created container it is recorded; on a running one it is plugged in now. */
+  async connectNetwork(containerInput: string, networkInput: string, endpoint: EndpointSettings = {}): Promise<void> {
+    const a = this.attachments;
+    if (!a) throw notImplemented('networks are not available');
+    const c = this.resolve(containerInput);
+    const n = a.resolve(networkInput);
+    await this.locks.run(c.id, async () => {
+      const mode = c.hostConfig.NetworkMode;
+      if (n.driver !== 'bridge') throw forbidden(`container cannot be disconnected from host network or connected to host network`);
+      if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+        throw forbidden(`container sharing network namespace with another container or host cannot be connected to any other network`);
+      }
+      if (c.networkSettings.Networks[n.name]) throw forbidden(`endpoint with name ${c.name} already exists in network ${n.name}`);
+      c.networkSettings.Networks[n.name] = a.endpointRecord(c, n, endpoint);
+      if (c.state.Running) {
+        try {
+          await a.attachRunning(c, n);
+        } catch (err) {
+          delete c.networkSettings.Networks[n.name];
+          throw err;
+        }
+      }
+      await this.store.save(c);
+    });
+    this.events.publish('network', 'connect', n.id, { container: c.id, name: n.name, type: n.driver });
+  }
+
+  async disconnectNetwork(containerInput: string, networkInput: string): Promise<void> {
+    const a = this.attachments;
+    if (!a) throw notImplemented('networks are not available');
+    const c = this.resolve(containerInput);
+    const n = a.resolve(networkInput);
+    await this.locks.run(c.id, async () => {
+      if (!c.networkSettings.Networks[n.name]) throw forbidden(`container ${c.id} is not connected to network ${n.name}`);
+      if (c.state.Running) await a.detachRunning(c, n);
+      delete c.networkSettings.Networks[n.name];
+      await this.store.save(c);
+    });
+    this.events.publish('network', 'disconnect', n.id, { container: c.id, name: n.name, type: n.driver });
   }
 
   // ---- paths ---------------------------------------------------------------
@@ -183,10 +242,15 @@ export class ContainerService {
 
   // ---- startup and shutdown ----------------------------------------------
 
-  /** Loads records and reconciles them with what survived (conmon, exit files, mounts). */
-  async init(): Promise<void> {
+  /** Reads the records (first phase of startup: networking restores its state from them). */
+  async load(): Promise<ContainerRecord[]> {
     await fsp.mkdir(path.join(this.config.execRoot, 'containers'), { recursive: true, mode: 0o700 });
-    const records = await this.store.load();
+    return this.store.load();
+  }
+
+  /** Reconciles the records with what survived (conmon, exit files, mounts) and starts watching. */
+  async init(): Promise<void> {
+    const records = this.store.all();
     const known = new Set(records.map((r) => r.id));
     const exitsPending: string[] = [];
     for (const c of records) {
@@ -389,7 +453,7 @@ export class ContainerService {
         logMaxSize: maxSize,
         logMaxFiles: maxFiles,
       };
-      await this.networking.prepare(rec);
+      await this.networking.prepare(rec, body.NetworkingConfig?.EndpointsConfig ?? {});
       try {
         await this.snapshots.prepare(id, parent);
         await this.store.save(rec);
@@ -458,18 +522,28 @@ export class ContainerService {
       mark('user');
       network = await this.networking.setup(c);
       mark('network');
-      const etc = await writeEtcFiles({
-        dir: this.dir(id),
-        hostname: c.config.Hostname,
-        domainname: c.config.Domainname,
-        network: network.kind,
-        addresses: network.addresses,
-        extraHosts: c.hostConfig.ExtraHosts ?? [],
-        dns: c.hostConfig.Dns,
-        dnsSearch: c.hostConfig.DnsSearch,
-        dnsOptions: c.hostConfig.DnsOptions,
-        hostGateway: network.hostGateway,
-      });
+      let etc: { hostnamePath: string; hostsPath: string; resolvConfPath: string };
+      if (network.shareEtcFrom) {
+        // container:<id> mode: the same name, hosts and resolver as that container
+        const other = this.store.get(network.shareEtcFrom)!;
+        c.config.Hostname = other.config.Hostname;
+        c.config.Domainname = other.config.Domainname;
+        const dir = this.dir(other.id);
+        etc = { hostnamePath: path.join(dir, 'hostname'), hostsPath: path.join(dir, 'hosts'), resolvConfPath: path.join(dir, 'resolv.conf') };
+      } else {
+        etc = await writeEtcFiles({
+          dir: this.dir(id),
+          hostname: c.config.Hostname,
+          domainname: c.config.Domainname,
+          network: network.kind === 'container' ? 'bridge' : network.kind,
+          addresses: network.addresses,
+          extraHosts: [...(c.hostConfig.ExtraHosts ?? []), ...this.linkHosts(c)],
+          dns: c.hostConfig.Dns?.length ? c.hostConfig.Dns : network.dnsServers,
+          dnsSearch: c.hostConfig.DnsSearch,
+          dnsOptions: c.hostConfig.DnsOptions,
+          hostGateway: network.hostGateway,
+        });
+      }
 
       const env = [...(c.config.Env ?? [])];
       const has = (k: string): boolean => env.some((e) => e.startsWith(`${k}=`));
@@ -536,7 +610,7 @@ export class ContainerService {
       mark('bundle');
 
       const logging = hc.LogConfig.Type !== 'none';
-      const created = await this.runtime.create({
+      const creating = this.runtime.create({
         id,
         name: c.name,
         bundle,
@@ -545,6 +619,12 @@ export class ContainerService {
         terminal: c.config.Tty,
         stdin: c.config.OpenStdin,
         stdinOnce: c.config.StdinOnce,
+      });
+      // runc creates the container while netavark configures its namespace
+      const [created] = await Promise.all([creating, network.ready ?? Promise.resolve()]).catch(async (err) => {
+        const done = await creating.catch(() => undefined);
+        if (done) await this.runtime.runc.kill(id, 'SIGKILL').catch(() => {});
+        throw err;
       });
       mark('created');
       if (logging) {
@@ -612,6 +692,21 @@ export class ContainerService {
     }
   }
 
+  /** --link name:alias on the default bridge: hosts entries for running containers. */
+  private linkHosts(c: ContainerRecord): string[] {
+    const out: string[] = [];
+    for (const link of c.hostConfig.Links ?? []) {
+      const [target, alias] = link.split(':');
+      const other = this.tryResolve(target.replace(/^\//, ''));
+      if (!other || !other.state.Running) throw invalidArgument(`could not get container for ${target}`);
+      const ip = Object.values(other.networkSettings.Networks).find((ep) => ep.IPAddress)?.IPAddress;
+      if (!ip) continue;
+      const names = [...new Set([alias || other.name, other.name, other.id.slice(0, 12)].filter(Boolean))];
+      for (const name of names) out.push(`${name}:${ip}`);
+    }
+    return out;
+  }
+
   // ---- exits -------------------------------------------------------------
 
   private onExitFile(id: string): void {
@@ -647,6 +742,8 @@ export class ContainerService {
       ExitCode: code,
       FinishedAt: rfc3339Nano(),
     };
+    // addresses and ports go back now; the namespace is undone in the background
+    await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
     // An auto-remove container's record is about to go: a crash before that
     // leaves the exit file, which the next start processes again.
     if (!c.hostConfig.AutoRemove) await this.store.save(c);
@@ -656,7 +753,6 @@ export class ContainerService {
     mark('rotated');
     await this.unmountRootfs(id);
     mark('unmounted');
-    await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
     // runc's own bookkeeping (state dir, cgroups) goes in the background;
     // a restart of this container waits for it.
     const del = this.runtime.runc
@@ -716,9 +812,15 @@ export class ContainerService {
 
   // ---- stop, kill, restart, pause ------------------------------------------
 
+  /**
+   * Signals the container's init process. PIDs are reused quickly (pid_max
+   * may be 32768), so the pid must still be in this container's cgroup.
+   */
   private signalProcess(c: ContainerRecord, sig: NodeJS.Signals): void {
+    const pid = c.state.Pid;
+    if (!pidBelongsTo(pid, c.id)) return;
     try {
-      process.kill(c.state.Pid, sig);
+      process.kill(pid, sig);
     } catch (err) {
       if (errnoCode(err) !== 'ESRCH') throw err;
     }
@@ -971,7 +1073,7 @@ export class ContainerService {
         ImageID: c.image,
         Command: [c.path, ...c.args].join(' '),
         Created: Math.floor(Date.parse(c.created) / 1000),
-        Ports: [],
+        Ports: c.state.Running ? summaryPorts(c) : [],
         Labels: c.config.Labels ?? {},
         State: c.state.Status,
         Status: statusText(c),
@@ -1046,7 +1148,8 @@ export class ContainerService {
   }
 
   private networkSettingsView(c: ContainerRecord): Record<string, unknown> {
-    const primary = Object.values(c.networkSettings.Networks)[0];
+    // the top-level fields describe the default bridge only, as in Docker
+    const primary = c.networkSettings.Networks.bridge;
     return {
       Bridge: '',
       SandboxID: c.state.Running ? c.id : '',
@@ -1104,6 +1207,28 @@ function safeRegex(pattern: string): RegExp {
   } catch {
     return new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   }
+}
+
+/** True when pid is a process of the container (its cgroup path ends in the ID). */
+export function pidBelongsTo(pid: number, containerId: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    const cgroups = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    return cgroups.includes(`/${containerId}\n`) || cgroups.includes(`/${containerId}/`);
+  } catch {
+    return false;
+  }
+}
+
+/** The `Ports` of a `ps` entry: published ports with their host side, exposed ones alone. */
+function summaryPorts(c: ContainerRecord): ContainerSummary['Ports'] {
+  const out: ContainerSummary['Ports'] = [];
+  for (const [key, bindings] of Object.entries(c.networkSettings.Ports ?? {})) {
+    const [port, type] = key.split('/');
+    if (!bindings || bindings.length === 0) out.push({ PrivatePort: Number(port), Type: type });
+    else for (const b of bindings) out.push({ IP: b.HostIp, PrivatePort: Number(port), PublicPort: Number(b.HostPort), Type: type });
+  }
+  return out;
 }
 
 /** The `Status` column of `docker ps`. */

@@ -12,6 +12,8 @@ export interface NativeAddon {
   lgetxattr(path: string, name: string): Buffer | null;
   llistxattr(path: string): string[];
   syncfs(path: string): void;
+  /** A new network namespace bind-mounted on path (an existing empty file). */
+  createNetns(path: string): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
   seqpacketConnect(path: string, onPacket: (type: number, data: Buffer | null) => void): SeqpacketHandle;
