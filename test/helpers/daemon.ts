@@ -4,7 +4,7 @@
  * against it, and cleans up everything it started (containers by API or by
  * their recorded pids, mounts, cgroups, directories) — never by process name.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -66,12 +66,9 @@ const SUBNET_RESERVATIONS = '/tmp/bt-subnets';
 function reserveSubnetIndex(owner: string): number {
   fs.mkdirSync(SUBNET_RESERVATIONS, { recursive: true });
   const used = new Set<number>();
-  for (const addrs of Object.values(os.networkInterfaces())) {
-    for (const a of addrs ?? []) {
-      const m = /^10\.23[12]\.(\d+)\./.exec(a.address);
-      if (m) used.add(Number(m[1]));
-    }
-  }
+  // `ip`, not os.networkInterfaces(): that leaves out bridges without carrier
+  const addrs = execFileSync('ip', ['-o', '-4', 'addr', 'show']).toString();
+  for (const m of addrs.matchAll(/inet 10\.23[12]\.(\d+)\./g)) used.add(Number(m[1]));
   for (let attempt = 0; attempt < 1000; attempt++) {
     const x = 1 + Math.floor(Math.random() * 250);
     if (used.has(x)) continue;

@@ -103,9 +103,10 @@ describe('daemon restarts', () => {
       5000,
       'processes gone',
     );
+    // mounts go away with the reboot: rootfs overlays, network namespaces
     for (const line of (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
       const mnt = line.split(' ')[4];
-      if (mnt && mnt.startsWith(path.join(d.dataRoot, 'containers'))) await exec('umount', ['-l', mnt]);
+      if (mnt && (mnt.startsWith(path.join(d.dataRoot, 'containers')) || mnt.startsWith(d.execRoot))) await exec('umount', ['-l', mnt]);
     }
     await fsp.rm(d.execRoot, { recursive: true, force: true }); // /run is a tmpfs on a real host
     await d.launch();

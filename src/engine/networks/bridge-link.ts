@@ -7,7 +7,6 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import { internal } from '../../core/errdefs/index.js';
 import { run, runChecked } from '../../util/proc.js';
 
@@ -20,23 +19,18 @@ export function linkExists(name: string): boolean {
   return fs.existsSync(`/sys/class/net/${name}`);
 }
 
-/** True when the interface already carries the address (netavark adds it only to bridges it creates itself). */
-function hasAddress(ifname: string, address: string): boolean {
-  return (os.networkInterfaces()[ifname] ?? []).some((a) => a.family === 'IPv4' && a.address === address);
-}
-
 /** Creates the bridge (with its gateway address and keeper) if it is not there yet. */
 export async function ensureBridge(bridge: string, gateway: { address: string; prefix: number }, mtu?: number): Promise<void> {
   const { keeper, peer } = keeperNames(bridge);
   const lines: string[] = [];
   if (!linkExists(bridge)) lines.push(`link add ${bridge}${mtu && mtu !== 1500 ? ` mtu ${mtu}` : ''} type bridge`);
-  if (!hasAddress(bridge, gateway.address)) lines.push(`addr add ${gateway.address}/${gateway.prefix} dev ${bridge}`);
+  // netavark assigns the gateway only to bridges it creates itself; replace is idempotent
+  lines.push(`addr replace ${gateway.address}/${gateway.prefix} dev ${bridge}`);
   if (!linkExists(keeper)) {
     lines.push(`link add ${keeper} type veth peer name ${peer}`);
     lines.push(`link set ${keeper} master ${bridge}`);
     lines.push(`link set ${keeper} up`);
   }
-  if (lines.length === 0) return;
   lines.push(`link set ${bridge} up`);
   const r = await run('ip', ['-batch', '-'], { input: lines.join('\n') + '\n' });
   if (r.code !== 0) throw internal(`creating bridge ${bridge} failed: ${r.stderr.split('\n')[0].trim()}`);

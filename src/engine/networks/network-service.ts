@@ -11,7 +11,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { EndpointSettings } from '../../api/types.js';
 import type { ContainerRecord } from '../../core/containers/types.js';
@@ -190,15 +189,17 @@ export class NetworkService implements ContainerNetworking {
     return { Subnet: formatCidr(net), Gateway: bip.split('/')[0] };
   }
 
-  /** Subnets in use on the host (interfaces and routes), so ours do not collide. */
+  /**
+   * Subnets in use on the host (addresses and routes), so ours do not
+   * collide. `ip` rather than os.networkInterfaces(): libuv leaves out
+   * interfaces without carrier, such as an idle bridge.
+   */
   private async hostSubnets(): Promise<Subnet4[]> {
     const out: Subnet4[] = [];
-    for (const addrs of Object.values(os.networkInterfaces())) {
-      for (const a of addrs ?? []) {
-        if (a.family !== 'IPv4' || a.internal) continue;
-        const prefix = a.cidr ? Number(a.cidr.split('/')[1]) : 32;
-        out.push(parseCidr(`${a.address}/${prefix}`, true));
-      }
+    const addrs = await run('ip', ['-o', '-4', 'addr', 'show']).catch(() => undefined);
+    for (const m of (addrs?.stdout ?? '').matchAll(/inet (\d+\.\d+\.\d+\.\d+\/\d+)/g)) {
+      if (m[1].startsWith('127.')) continue;
+      out.push(parseCidr(m[1], true));
     }
     try {
       const routes = (await fsp.readFile('/proc/net/route', 'utf8')).split('\n').slice(1);
@@ -211,7 +212,7 @@ export class NetworkService implements ContainerNetworking {
         out.push({ base: dest >>> 0, prefix });
       }
     } catch {
-      // no route table: interfaces are enough
+      // no route table: addresses are enough
     }
     return out;
   }
