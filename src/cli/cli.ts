@@ -73,6 +73,11 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   'network connect': () => import('./commands/network.js'),
   'network disconnect': () => import('./commands/network.js'),
   port: () => import('./commands/network.js'),
+  'volume create': () => import('./commands/volume.js'),
+  'volume ls': () => import('./commands/volume.js'),
+  'volume inspect': () => import('./commands/volume.js'),
+  'volume rm': () => import('./commands/volume.js'),
+  'volume prune': () => import('./commands/volume.js'),
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
@@ -93,6 +98,10 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     inspect: 'image inspect', prune: 'image prune',
   },
   system: { info: 'info', df: 'system df', events: 'events' },
+  volume: {
+    create: 'volume create', ls: 'volume ls', list: 'volume ls', inspect: 'volume inspect', rm: 'volume rm', remove: 'volume rm',
+    prune: 'volume prune',
+  },
   network: {
     create: 'network create', ls: 'network ls', list: 'network ls', inspect: 'network inspect', rm: 'network rm',
     remove: 'network rm', prune: 'network prune', connect: 'network connect', disconnect: 'network disconnect',
@@ -115,6 +124,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   network     Manage networks
+  volume      Manage volumes
   registry    Run an OCI registry server
   system      Manage Berth
 

@@ -24,6 +24,9 @@ import { Router } from '../server/router.js';
 import { containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
 import { networkRoutes } from '../server/routers/networks.js';
+import { volumeRoutes } from '../server/routers/volumes.js';
+import { VolumeService } from '../engine/volumes/volume-service.js';
+import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
@@ -131,6 +134,10 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   } else {
     warnings.push('WARNING: netavark not found: containers get host or loopback-only networking (install netavark)');
   }
+  const volumes = new VolumeService(cfg.dataRoot, events, log.child({ component: 'volumes' }));
+  await volumes.init();
+  const mounts = new ContainerMounts(volumes, () => containers.all(), log.child({ component: 'mounts' }));
+  containers.setMounts(mounts);
   // records first: networking restores addresses and ports from them; then
   // containers, whose writable layers image GC must know about
   const records = await containers.load();
@@ -155,7 +162,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
         LayersSize: imageList.reduce((n, i) => n + i.Size, 0),
         Images: imageList,
         Containers: containerList,
-        Volumes: [],
+        Volumes: await Promise.all(volumes.all().map(async (v) => volumes.view(v, await volumes.usage(v.name, mounts.usedBy(v.name).length)))),
         BuildCache: [],
       };
     },
@@ -165,6 +172,13 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   });
   containerRoutes(router, containers);
   imageRoutes(router, images);
+  volumeRoutes(router, {
+    create: async (body) => volumes.view(await volumes.create(body)),
+    list: (filters) => volumes.list(filters, (n) => mounts.usedBy(n)),
+    inspect: (name) => volumes.view(volumes.resolve(name)),
+    remove: (name, force) => volumes.remove(name, mounts.usedBy(name), force),
+    prune: (filters) => volumes.prune(filters, (n) => mounts.usedBy(n)),
+  });
   if (networks) {
     const nets = networks;
     networkRoutes(router, {

@@ -1,6 +1,7 @@
 /** A container as berthd keeps it: Docker's config shapes plus runtime state. */
 import type { ContainerConfig, EndpointSettings, HostConfig } from '../../api/types.js';
 import type { Digest } from '../images/digest.js';
+import type { MountRequest } from '../volumes/mounts.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
 
@@ -66,6 +67,8 @@ export interface ContainerRecord {
   hasBeenStarted: boolean;
   conmonPid: number;
   mounts: MountPoint[];
+  /** The mounts as resolved at create (volume names filled in). */
+  mountRequests?: MountRequest[];
   networkSettings: NetworkSettings;
   /** Log options resolved at create (bytes, files). */
   logMaxSize: number;

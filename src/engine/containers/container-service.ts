@@ -34,6 +34,7 @@ import { secureJoin } from '../runtime/rootfs-path.js';
 import { DEFAULT_PATH, buildSpec, type OciMount } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { AttachHub, type AttachClient } from './attach.js';
+import type { ContainerMounts } from './mounts.js';
 import { ContainerStore } from './container-store.js';
 import { buildHostConfig, commandOf, logLimits, mergeConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
@@ -179,6 +180,12 @@ export class ContainerService {
   }
 
   private attachments: NetworkAttachments | undefined;
+  private mountsHelper: ContainerMounts | undefined;
+
+  /** Volumes and bind mounts (engine/volumes); without it, containers get no extra mounts. */
+  setMounts(m: ContainerMounts): void {
+    this.mountsHelper = m;
+  }
 
   setNetworking(n: ContainerNetworking & Partial<NetworkAttachments>): void {
     this.networking = n;
@@ -265,6 +272,7 @@ export class ContainerService {
           this.log.info('container still running', { id: shortId(c.id) });
           await rotateLogs(this.dir(c.id), c.logMaxFiles).catch(() => {});
           this.watchLogs(c);
+          this.mountsHelper?.adopt(c);
         } else {
           // Its monitor is gone (host reboot, or conmon killed): it is not running any more.
           this.log.warn('container lost its monitor; marking it exited', { id: shortId(c.id) });
@@ -434,6 +442,7 @@ export class ContainerService {
       }
       // Docker: with the host's network the container also takes the host's name.
       if (!config.Hostname) config.Hostname = hostConfig.NetworkMode === 'host' ? os.hostname() : id.slice(0, 12);
+      const mountRequests = this.mountsHelper ? await this.mountsHelper.resolve(hostConfig, config.Volumes, (n) => this.tryResolve(n)) : [];
       const rec: ContainerRecord = {
         id,
         name,
@@ -448,18 +457,20 @@ export class ContainerService {
         manuallyStopped: false,
         hasBeenStarted: false,
         conmonPid: 0,
-        mounts: [],
+        mounts: this.mountsHelper ? this.mountsHelper.view(mountRequests) : [],
+        mountRequests,
         networkSettings: { Networks: {}, Ports: {}, SandboxKey: '' },
         logMaxSize: maxSize,
         logMaxFiles: maxFiles,
       };
-      await this.networking.prepare(rec, body.NetworkingConfig?.EndpointsConfig ?? {});
       try {
+        await this.networking.prepare(rec, body.NetworkingConfig?.EndpointsConfig ?? {});
         await this.snapshots.prepare(id, parent);
         await this.store.save(rec);
       } catch (err) {
         await this.snapshots.remove(id).catch(() => {});
         await this.store.delete(id).catch(() => {});
+        await this.mountsHelper?.removeAnonymous(rec);
         throw err;
       }
       this.events.publish('container', 'create', id, this.eventAttributes(rec));
@@ -494,6 +505,7 @@ export class ContainerService {
     await this.runtime.clearExit(id);
     const bundle = this.bundle(id);
     let network: NetworkSetup | undefined;
+    let mountsPrepared = false;
     const t0 = performance.now();
     const marks: Record<string, number> = {};
     const mark = (name: string): void => {
@@ -557,6 +569,11 @@ export class ContainerService {
         { destination: '/etc/hostname', type: 'bind', source: etc.hostnamePath, options: ['rbind', 'rprivate'] },
         { destination: '/etc/hosts', type: 'bind', source: etc.hostsPath, options: ['rbind', 'rprivate'] },
       ];
+      if (this.mountsHelper) {
+        mountsPrepared = true;
+        mounts.push(...(await this.mountsHelper.prepare(c, rootfs)));
+      }
+      mark('mounts');
 
       const hc = c.hostConfig;
       const spec = buildSpec({
@@ -671,6 +688,7 @@ export class ContainerService {
       this.log.info('container failed to start', { id: shortId(id), error: message });
       await this.runtime.runc.delete(id, true).catch(() => {});
       if (network) await this.networking.teardown(c).catch(() => {});
+      if (mountsPrepared) await this.mountsHelper?.release(c);
       await this.unmountRootfs(id);
       await fsp.rm(bundle, { recursive: true, force: true });
       this.attachHub.closeAll(id);
@@ -744,6 +762,7 @@ export class ContainerService {
     };
     // addresses and ports go back now; the namespace is undone in the background
     await this.networking.teardown(c).catch((err) => this.log.warn('network teardown failed', { id: shortId(id), error: err as Error }));
+    await this.mountsHelper?.release(c);
     // An auto-remove container's record is about to go: a crash before that
     // leaves the exit file, which the next start processes again.
     if (!c.hostConfig.AutoRemove) await this.store.save(c);
@@ -933,11 +952,11 @@ export class ContainerService {
       const cur = this.store.get(c.id);
       if (!cur) return; // auto-removed meanwhile
       if (cur.state.Running) throw conflict(`container ${shortId(c.id)} started again while being removed`);
-      await this.removeLocked(cur);
+      await this.removeLocked(cur, options.volumes ?? false);
     });
   }
 
-  private async removeLocked(c: ContainerRecord): Promise<void> {
+  private async removeLocked(c: ContainerRecord, removeVolumes = false): Promise<void> {
     const id = c.id;
     this.attachHub.closeAll(id);
     this.unwatchLogs(id);
@@ -947,6 +966,8 @@ export class ContainerService {
     await this.store.delete(id);
     await this.snapshots.remove(id);
     void fsp.rm(this.bundle(id), { recursive: true, force: true }).catch(() => {});
+    // `rm -v` and `run --rm` take the container's anonymous volumes with it
+    if (removeVolumes || c.hostConfig.AutoRemove) await this.mountsHelper?.removeAnonymous(c);
     this.events.publish('container', 'destroy', id, this.eventAttributes(c));
     this.signals.emit(`removed:${id}`);
   }
