@@ -25,6 +25,8 @@ import { containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
 import { networkRoutes } from '../server/routers/networks.js';
 import { volumeRoutes } from '../server/routers/volumes.js';
+import { execRoutes } from '../server/routers/exec.js';
+import { ExecService } from '../engine/containers/exec-service.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
@@ -140,6 +142,10 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   containers.setMounts(mounts);
   // records first: networking restores addresses and ports from them; then
   // containers, whose writable layers image GC must know about
+  const execs = new ExecService(containers, runtime, cfg.execRoot, events, log.child({ component: 'exec' }));
+  await execs.init();
+  containers.execIds = (id) => execs.idsFor(id);
+  containers.onRemoved = (id) => execs.forgetContainer(id);
   const records = await containers.load();
   await networks?.init(records);
   await containers.init();
@@ -171,6 +177,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     resolveImage: (name) => images.tryResolve(name)?.id,
   });
   containerRoutes(router, containers);
+  execRoutes(router, execs);
   imageRoutes(router, images);
   volumeRoutes(router, {
     create: async (body) => volumes.view(await volumes.create(body)),

@@ -243,6 +243,20 @@ export class ContainerService {
     return path.join(this.dir(id), 'rootfs');
   }
 
+  /** Where a running container's root filesystem is mounted on the host. */
+  rootfsPath(id: string): string {
+    return this.rootfs(id);
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    return this.store.get(id);
+  }
+
+  /** Exec session IDs of a container (set by the composition root). */
+  execIds: (containerId: string) => string[] = () => [];
+  /** Called when a container is removed (exec sessions go with it). */
+  onRemoved: (containerId: string) => void = () => {};
+
   bundle(id: string): string {
     return path.join(this.config.execRoot, 'containers', id);
   }
@@ -968,6 +982,7 @@ export class ContainerService {
     void fsp.rm(this.bundle(id), { recursive: true, force: true }).catch(() => {});
     // `rm -v` and `run --rm` take the container's anonymous volumes with it
     if (removeVolumes || c.hostConfig.AutoRemove) await this.mountsHelper?.removeAnonymous(c);
+    this.onRemoved(id);
     this.events.publish('container', 'destroy', id, this.eventAttributes(c));
     this.signals.emit(`removed:${id}`);
   }
@@ -1145,7 +1160,7 @@ export class ContainerService {
       MountLabel: '',
       ProcessLabel: '',
       AppArmorProfile: '',
-      ExecIDs: null,
+      ExecIDs: this.execIds(c.id).length ? this.execIds(c.id) : null,
       HostConfig: c.hostConfig,
       GraphDriver: {
         Name: 'overlay2',
