@@ -41,6 +41,20 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Servers this test process started and has not seen exit: killed (by pid) if the process exits first. */
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** Tracks a server child so that a failed test can never leave it running or keep the test process alive. */
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  child.unref();
+  (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
+}
+
 export interface ServerProcess {
   url: string;
   host: string;
@@ -76,6 +90,7 @@ export async function startBerth(options: BerthOptions = {}): Promise<ServerProc
   const root = options.root ?? (await tempDir('registry'));
   const args = [BERTH_BIN, 'registry', 'serve', '--root', root, '--addr', '127.0.0.1:0', ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
+  track(child);
   const logs: string[] = [];
   const secure = (options.args ?? []).includes('--tls-cert');
   const url = await new Promise<string>((resolve, reject) => {
@@ -147,6 +162,7 @@ http:
 ${auth}`;
   await fsp.writeFile(path.join(root, 'config.yml'), config);
   const child = spawn(bin, ['serve', path.join(root, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  track(child);
   const logs: string[] = [];
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (c: string) => logs.push(c));
