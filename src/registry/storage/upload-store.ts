@@ -9,7 +9,8 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { errnoCode } from '../../core/errdefs/index.js';
 import type { Digest } from '../../core/images/digest.js';
 import { KeyedMutex } from '../../util/mutex.js';
@@ -18,6 +19,31 @@ import { ociError } from '../errors.js';
 import { type BlobStore, digestFile } from './blob-store.js';
 import type { Layout } from './layout.js';
 import { ensureDir, listDir } from './fs-util.js';
+
+/** Bytes gathered from a request body before they are written together. */
+const WRITE_BATCH = 1 << 20;
+
+/** Writes every buffer at `position` (writev may write less than asked). */
+async function writeAllAt(handle: fsp.FileHandle, buffers: Buffer[], position: number): Promise<number> {
+  let total = 0;
+  let pending = buffers;
+  while (pending.length > 0) {
+    const { bytesWritten } = await handle.writev(pending, position + total);
+    total += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const b of pending) {
+      if (skip >= b.length) {
+        skip -= b.length;
+        continue;
+      }
+      rest.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+    pending = rest;
+  }
+  return total;
+}
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -181,6 +207,11 @@ export class UploadStore {
     return (await listDir(this.layout.uploadsDir)).filter((u) => UUID_RE.test(u)).length;
   }
 
+  /**
+   * Streams a body into the upload file at `offset`, hashing as it goes.
+   * Chunks that arrive while a write is in flight are gathered into one
+   * writev, so a fast client costs few syscalls.
+   */
   private async writeBody(uuid: string, body: Readable, offset: number): Promise<number> {
     let state = this.hashes.get(uuid);
     if (state !== undefined && state.bytes !== offset) {
@@ -189,23 +220,29 @@ export class UploadStore {
     }
     const handle = await fsp.open(path.join(this.layout.uploadDir(uuid), 'data'), 'r+');
     let position = offset;
+    const hashing = state;
+    const sink = new Writable({
+      highWaterMark: WRITE_BATCH,
+      writev: (chunks, callback) => {
+        const buffers = chunks.map((c) => c.chunk as Buffer);
+        writeAllAt(handle, buffers, position).then(
+          (n) => {
+            position += n;
+            if (hashing !== undefined) {
+              for (const b of buffers) hashing.hash.update(b);
+              hashing.bytes += n;
+            }
+            callback();
+          },
+          (err: Error) => callback(err),
+        );
+      },
+    });
     try {
-      for await (const chunk of body) {
-        const buf = chunk as Buffer;
-        let done = 0;
-        while (done < buf.length) {
-          const { bytesWritten } = await handle.write(buf, done, buf.length - done, position);
-          done += bytesWritten;
-          position += bytesWritten;
-        }
-        if (state !== undefined) {
-          state.hash.update(buf);
-          state.bytes += buf.length;
-        }
-      }
+      await pipeline(body, sink);
     } catch (err) {
-      // The body broke off: keep the bytes that landed; the hash no longer matches them.
-      this.hashes.delete(uuid);
+      // The body broke off: keep the bytes that landed; the hash may no longer match them.
+      if (hashing !== undefined && hashing.bytes !== position) this.hashes.delete(uuid);
       throw ociError('BLOB_UPLOAD_INVALID', `upload body interrupted: ${(err as Error).message}`);
     } finally {
       await handle.close();
