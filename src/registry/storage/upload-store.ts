@@ -20,6 +20,23 @@ import { type BlobStore, digestFile } from './blob-store.js';
 import type { Layout } from './layout.js';
 import { ensureDir, listDir } from './fs-util.js';
 
+/** At most `slots` tasks at once, the rest in arrival order. */
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  private active = 0;
+  constructor(private readonly slots: number) {}
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.slots) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
 /** Bytes gathered from a request body before they are written together. */
 const WRITE_BATCH = 1 << 20;
 
@@ -69,6 +86,12 @@ export class UploadStore {
   private readonly hashes = new Map<string, HashState>();
   private readonly infos = new Map<string, UploadInfo>();
   private readonly locks = new KeyedMutex();
+  /**
+   * fsync of a large upload blocks one of libuv's 4 threadpool threads for as
+   * long as the disk needs; letting at most two run at once keeps threads free
+   * for the reads and writes of every other request.
+   */
+  private readonly syncSlots = new Semaphore(2);
 
   constructor(
     private readonly layout: Layout,
@@ -163,7 +186,7 @@ export class UploadStore {
       const dataFile = path.join(this.layout.uploadDir(uuid), 'data');
       const handle = await fsp.open(dataFile, 'r+');
       try {
-        await handle.sync();
+        await this.syncSlots.run(() => handle.sync());
       } finally {
         await handle.close();
       }
