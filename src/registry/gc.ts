@@ -22,6 +22,9 @@ import { referencedDigests } from './manifests.js';
 import type { Registry } from './registry.js';
 import { usageKey } from './storage/usage.js';
 
+/** A temporary file this old belongs to no write in progress. */
+const STALE_TEMP_MS = 3600_000;
+
 export interface GcOptions {
   /** Content younger than this, or used this recently, is kept (ms). */
   graceMs: number;
@@ -163,6 +166,9 @@ export class GarbageCollector {
         report.bytesFreed += info.size;
       } else report.keptInUse++;
     }
+
+    // ---- leftovers of atomic writes cut short by a crash ----
+    if (!dryRun) for (const mark of marks) await registry.repos.removeStaleTemp(mark.name, STALE_TEMP_MS);
 
     // ---- abandoned uploads ----
     for (const uuid of await registry.uploads.listStale(this.options.uploadPurgeAfterMs)) {

@@ -200,6 +200,21 @@ for (const target of TARGETS) {
         assert.deepEqual((await client.req('GET', `/v2/${repo}/blobs/${sha256(data)}`)).body, data);
       });
 
+      it('POST ?digest= without a body starts an ordinary upload (202) or is refused, never stores', async () => {
+        const repo = uniqueRepo('post');
+        const data = crypto.randomBytes(100);
+        const res = await client.req('POST', `/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, { headers: { 'Content-Length': 0 } });
+        assert.ok(res.status === 202 || res.status === 400, `${res.status}`);
+        assert.equal(await client.blobStatus(repo, sha256(data)), 404);
+        if (res.status === 202) {
+          const put = await client.req('PUT', withQuery(resolveLocation(server.url, res.headers.location), { digest: sha256(data) }), {
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': data.length },
+            body: data,
+          });
+          assert.equal(put.status, 201);
+        }
+      });
+
       it('POST answers 202 with Location; status GET answers 204 with Range', async () => {
         const repo = uniqueRepo('status');
         const post = await client.req('POST', `/v2/${repo}/blobs/uploads/`, { headers: { 'Content-Length': 0 } });

@@ -122,8 +122,14 @@ describe('garbage collection', () => {
 
   it('gc on a root no process serves runs directly; the registry restarts on the result', async () => {
     await server.stop();
+    // What a crash in the middle of an atomic tag write leaves behind, an hour ago.
+    const leftover = path.join(server.root, 'repositories', 'gc', 'app', '_tags', '.tmp-v1-deadbeef');
+    await fsp.writeFile(leftover, 'partial');
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    await fsp.utimes(leftover, hourAgo, hourAgo);
     const { report } = gcCommand(server.root, ['--grace', '0s']);
     assert.ok(report.blobsDeleted.includes(sha256(inFlight)), 'the completed but unreferenced upload is now garbage');
+    assert.equal(fs.existsSync(leftover), false, 'stale temporary files are removed');
     server = await startBerth({ root: server.root, args: ['--gc-grace', '0s'] });
     client = new RegistryClient(server.url);
     assert.equal((await client.req('GET', '/v2/gc/app/manifests/v1')).status, 200);

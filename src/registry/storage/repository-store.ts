@@ -226,6 +226,31 @@ export class RepositoryStore {
     return out.sort(compareBytes);
   }
 
+  /**
+   * Removes temporary files an atomic write left in this repository's metadata
+   * directories when a crash cut it short. Only old ones: a young one may
+   * belong to a write in progress.
+   */
+  async removeStaleTemp(name: string, olderThanMs: number, now = Date.now()): Promise<number> {
+    const dirs = [this.layout.tagsDir(name), this.layout.manifestsDir(name), this.layout.blobLinkDir(name)];
+    for (const subject of await this.listReferrerSubjects(name)) dirs.push(this.layout.referrersDir(name, subject));
+    let removed = 0;
+    for (const dir of dirs) {
+      for (const entry of await listDir(dir)) {
+        if (!entry.startsWith('.tmp-')) continue;
+        const file = path.join(dir, entry);
+        try {
+          if (now - (await fsp.stat(file)).mtimeMs < olderThanMs) continue;
+          await fsp.unlink(file);
+          removed++;
+        } catch {
+          // Renamed into place or removed meanwhile.
+        }
+      }
+    }
+    return removed;
+  }
+
   clearCaches(): void {
     this.tagCache.clear();
     this.revisionCache.clear();

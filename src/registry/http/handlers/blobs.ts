@@ -14,6 +14,8 @@ import type { Upload } from '../../storage/upload-store.js';
 import type { RequestContext } from '../context.js';
 import { contentLength, hasBody, sendEmpty } from '../respond.js';
 
+const EMPTY_DIGEST = 'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 /** Bytes per read when serving a blob; two such buffers per download. */
 const READ_CHUNK = 512 * 1024;
 
@@ -156,7 +158,9 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     }
   }
   const digestParam = url.searchParams.get('digest');
-  if (digestParam !== null) {
+  // A single-request upload carries its body; `?digest=` without one (other than the
+  // empty blob's) is answered like a plain POST, which the spec lets clients follow with PUT.
+  if (digestParam !== null && (hasBody(req) || digestParam === EMPTY_DIGEST)) {
     const digest = parseDigestParam(digestParam);
     const upload = await registry.startUpload(route.name);
     try {
