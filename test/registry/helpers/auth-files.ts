@@ -2,7 +2,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
-import { run } from './procs.js';
+import { requireTool, run } from './procs.js';
 
 /** Writes an htpasswd file with bcrypt entries (as `htpasswd -B` makes them). */
 export async function writeHtpasswd(dir: string, users: Record<string, string>): Promise<string> {
@@ -14,6 +14,7 @@ export async function writeHtpasswd(dir: string, users: Record<string, string>):
 
 /** A self-signed certificate for 127.0.0.1 (openssl), returned as file paths and the CA bytes. */
 export async function writeCert(dir: string): Promise<{ cert: string; key: string; ca: Buffer; certDir: string }> {
+  requireTool('openssl', 'openssl');
   const cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   run('openssl', [
