@@ -144,6 +144,28 @@ describe('garbage collection', () => {
   });
 });
 
+describe('garbage collection options', () => {
+  it('--keep-untagged keeps untagged manifests; the grace period keeps young garbage', async () => {
+    const server = await startBerth();
+    const client = new RegistryClient(server.url);
+    const image = await makeImage({ layers: 1 });
+    await client.pushImage('opts/app', 'tmp', image);
+    assert.equal((await client.req('DELETE', '/v2/opts/app/manifests/tmp')).status, 202);
+    await server.stop();
+    try {
+      const young = gcCommand(server.root, ['--dry-run']).report;
+      assert.deepEqual(young.manifestsDeleted, [], 'the default grace period (1h) protects fresh content');
+      const kept = gcCommand(server.root, ['--dry-run', '--grace', '0s', '--keep-untagged']).report;
+      assert.deepEqual(kept.manifestsDeleted, []);
+      const collected = gcCommand(server.root, ['--grace', '0s']).report;
+      assert.deepEqual(collected.manifestsDeleted.map((m) => m.digest), [image.manifestDigest]);
+      assert.equal(fs.existsSync(blobFile(server.root, image.layers[0]!.digest)), false);
+    } finally {
+      await removeDir(server.root);
+    }
+  });
+});
+
 describe('garbage collection under load', () => {
   it('periodic collection while clients push and pull: no request fails, garbage goes', async () => {
     const server = await startBerth({ args: ['--gc-interval', '150ms', '--gc-grace', '3s'] });
