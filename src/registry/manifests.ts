@@ -5,7 +5,7 @@
  * I/O; the bytes themselves are stored exactly as pushed.
  */
 import type { Digest } from '../core/images/digest.js';
-import { MediaType } from '../core/images/types.js';
+import { type Descriptor, MediaType } from '../core/images/types.js';
 import { ociError } from './errors.js';
 
 /** Manifest media types the registry stores (schema1 is long dead and refused). */
@@ -124,8 +124,8 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): P
 }
 
 /** The descriptor a referrer appears with in the referrers API (spec: artifactType falls back to the config's media type). */
-export function referrerDescriptor(parsed: ParsedManifest, digest: Digest, size: number): Record<string, unknown> {
-  const out: Record<string, unknown> = { mediaType: parsed.mediaType, digest, size };
+export function referrerDescriptor(parsed: ParsedManifest, digest: Digest, size: number): Descriptor {
+  const out: Descriptor = { mediaType: parsed.mediaType, digest, size };
   const artifactType = parsed.artifactType ?? (parsed.isIndex ? undefined : parsed.configMediaType);
   if (artifactType !== undefined) out.artifactType = artifactType;
   if (parsed.annotations !== undefined && Object.keys(parsed.annotations).length > 0) out.annotations = parsed.annotations;

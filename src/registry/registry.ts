@@ -187,7 +187,7 @@ export class Registry {
     // Referrer entry before the revision: a crash in between leaves an entry the
     // listing skips (its revision is missing), never a revision missing from the listing.
     if (parsed.subject !== undefined) {
-      await this.repos.putReferrer(name, parsed.subject.digest, referrerDescriptor(parsed, digest, bytes.length) as unknown as Descriptor);
+      await this.repos.putReferrer(name, parsed.subject.digest, referrerDescriptor(parsed, digest, bytes.length));
     }
     await this.repos.putRevision(name, digest, parsed.mediaType);
     if (ref.kind === 'tag') await this.repos.setTag(name, ref.tag, digest);

@@ -79,7 +79,7 @@ export class Router {
     const method = req.method ?? 'GET';
     let status = 0;
     try {
-      const url = new URL(req.url ?? '/', 'http://registry.invalid');
+      const url = parseRequestUrl(req.url);
       const route = matchRoute(url.pathname);
       // Unknown paths are 404s, as in every registry, still with an OCI body.
       if (route === undefined) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${method} ${url.pathname}`, undefined, 404);
@@ -103,5 +103,13 @@ export class Router {
         this.log.debug('request', { method, url: req.url, status, ms: Math.round(ms * 10) / 10 });
       }
     }
+  }
+}
+
+function parseRequestUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? '/', 'http://registry.invalid');
+  } catch {
+    throw new RegistryError('UNSUPPORTED', 'malformed request URL', undefined, 400);
   }
 }

@@ -37,7 +37,8 @@ export function parseRange(header: string | undefined, size: number): { start: n
   if (header === undefined) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (m === null) return undefined;
-  const [, a, b] = m as unknown as [string, string, string];
+  const a = m[1] ?? '';
+  const b = m[2] ?? '';
   if (a === '' && b === '') return undefined;
   let start: number;
   let end: number;
