@@ -159,10 +159,10 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     }
   }
   const digestParam = url.searchParams.get('digest');
+  const digest = digestParam === null ? undefined : parseDigestParam(digestParam);
   // A single-request upload carries its body; `?digest=` without one (other than the
   // empty blob's) is answered like a plain POST, which the spec lets clients follow with PUT.
-  if (digestParam !== null && (hasBody(req) || digestParam === EMPTY_DIGEST)) {
-    const digest = parseDigestParam(digestParam);
+  if (digest !== undefined && (hasBody(req) || digest === EMPTY_DIGEST)) {
     const upload = await registry.startUpload(route.name);
     try {
       await registry.completeUpload(route.name, upload.uuid, digest, req, undefined, contentLength(req));
