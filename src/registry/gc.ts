@@ -80,6 +80,16 @@ export class GarbageCollector {
     const { registry } = this;
     const start = Date.now();
     const since = start - this.options.graceMs;
+    registry.usage.hold(since);
+    try {
+      return await this.collectSince(dryRun, start, since);
+    } finally {
+      registry.usage.hold(undefined);
+    }
+  }
+
+  private async collectSince(dryRun: boolean, start: number, since: number): Promise<GcReport> {
+    const { registry } = this;
     const report: GcReport = {
       dryRun,
       startedAt: new Date(start).toISOString(),

@@ -19,6 +19,8 @@ import { UsageTracker, usageKey } from './storage/usage.js';
 
 export interface RegistryOptions {
   root: string;
+  /** How long a request's use of content protects it from collection (the GC grace period). */
+  usageRetentionMs?: number;
   /** Largest manifest accepted, in bytes (413 above). */
   maxManifestBytes: number;
   deleteEnabled: boolean;
@@ -61,11 +63,12 @@ export class Registry {
   readonly blobs: BlobStore;
   readonly repos: RepositoryStore;
   readonly uploads: UploadStore;
-  readonly usage = new UsageTracker();
+  readonly usage: UsageTracker;
   readonly manifestCache = new ManifestCache(8 << 20);
 
   constructor(readonly options: RegistryOptions) {
     this.layout = new Layout(options.root);
+    this.usage = new UsageTracker(options.usageRetentionMs);
     this.blobs = new BlobStore(this.layout);
     this.repos = new RepositoryStore(this.layout);
     this.uploads = new UploadStore(this.layout, this.blobs);

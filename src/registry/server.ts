@@ -38,7 +38,12 @@ export class RegistryServer {
   static async start(config: RegistryConfig, log: Logger): Promise<RegistryServer> {
     const root = path.resolve(config.root);
     await fsp.mkdir(root, { recursive: true });
-    const registry = new Registry({ root, maxManifestBytes: config.maxManifestBytes, deleteEnabled: config.deleteEnabled });
+    const registry = new Registry({
+      root,
+      maxManifestBytes: config.maxManifestBytes,
+      deleteEnabled: config.deleteEnabled,
+      usageRetentionMs: config.gc.graceMs,
+    });
     const gc = new GarbageCollector(
       registry,
       { graceMs: config.gc.graceMs, deleteUntagged: config.gc.deleteUntagged, uploadPurgeAfterMs: config.uploadPurgeAfterMs },

@@ -145,6 +145,22 @@ describe('usage tracking', () => {
   });
 });
 
+describe('usage tracking memory', () => {
+  it('drops old records past a threshold, but never those a running collection needs', async () => {
+    const pruning = new UsageTracker(0);
+    for (let i = 0; i < 60_000; i++) pruning.use(`a${i}`);
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 60_000; i++) pruning.use(`b${i}`);
+    assert.ok(pruning.size < 120_000, `size ${pruning.size}`);
+    const held = new UsageTracker(0);
+    held.hold(Date.now() - 60_000);
+    for (let i = 0; i < 60_000; i++) held.use(`a${i}`);
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 60_000; i++) held.use(`b${i}`);
+    assert.equal(held.size, 120_000);
+  });
+});
+
 describe('config and errors', () => {
   it('parses durations and addresses', () => {
     assert.equal(parseDuration('90s', 'x'), 90_000);

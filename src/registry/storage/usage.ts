@@ -18,13 +18,27 @@ export const usageKey = {
   revision: (repo: string, digest: Digest): string => `m\0${repo}\0${digest}`,
 };
 
+/** Above this many records, old ones are dropped as new ones arrive (bounds memory without a collector). */
+const PRUNE_THRESHOLD = 100_000;
+
 export class UsageTracker {
   private readonly lastUse = new Map<string, number>();
   private readonly deleting = new Map<string, Promise<unknown>>();
+  private nextPruneAt = PRUNE_THRESHOLD;
+  /** The `since` of a collection in progress: records at or after it must stay. */
+  private heldSince: number | undefined;
+
+  /** @param retentionMs how long a use matters (the collector's grace period). */
+  constructor(private readonly retentionMs = 3600_000) {}
 
   /** Marks a key used now; resolves once any deletion of it that already started has finished. */
   use(key: string): Promise<void> | undefined {
     this.lastUse.set(key, Date.now());
+    if (this.lastUse.size > this.nextPruneAt) {
+      const cutoff = Math.min(Date.now() - this.retentionMs, this.heldSince ?? Infinity);
+      this.prune(cutoff);
+      this.nextPruneAt = Math.max(PRUNE_THRESHOLD, this.lastUse.size * 2);
+    }
     const pending = this.deleting.get(key);
     return pending === undefined ? undefined : pending.then(() => undefined, () => undefined);
   }
@@ -59,6 +73,11 @@ export class UsageTracker {
       this.deleting.delete(key);
     }
     return true;
+  }
+
+  /** A collection starts (its `since`) or ends (undefined): records it may need are kept meanwhile. */
+  hold(since: number | undefined): void {
+    this.heldSince = since;
   }
 
   /** Forgets records older than a time (called by the collector). */
