@@ -512,6 +512,22 @@ for (const target of TARGETS) {
         assert.equal(filtered.status, 200);
         assert.equal(filtered.headers['oci-filters-applied'], 'artifactType');
         assert.deepEqual(filtered.json<{ manifests: { digest: string }[] }>().manifests.map((m) => m.digest), [sig.digest]);
+
+        // Deleting a referrer takes it out of the list.
+        assert.equal((await client.req('DELETE', `/v2/${repo}/manifests/${sbom.digest}`)).status, 202);
+        const after = await client.req('GET', `/v2/${repo}/referrers/${subject.manifestDigest}`);
+        assert.deepEqual(after.json<{ manifests: { digest: string }[] }>().manifests.map((m) => m.digest), [sig.digest]);
+      });
+
+      feature('chunk-order-416', 'retrying an already uploaded chunk is 416', async () => {
+        const repo = uniqueRepo('retry');
+        const location = await client.startUpload(repo);
+        const chunk = crypto.randomBytes(50);
+        const headers = { 'Content-Type': 'application/octet-stream', 'Content-Range': '0-49', 'Content-Length': 50 };
+        const first = await client.req('PATCH', location, { headers, body: chunk });
+        assert.equal(first.status, 202);
+        const retry = await client.req('PATCH', resolveLocation(server.url, first.headers.location), { headers, body: chunk });
+        assert.equal(retry.status, 416);
       });
 
       feature('referrers', 'referrers of an unknown digest is an empty index, a malformed digest 400', async () => {

@@ -165,6 +165,12 @@ describe('interop with real clients', () => {
         const wrong = dockerd.docker(['login', '-u', USER, '--password-stdin', server.host], { input: 'wrong\n', allowFail: true });
         assert.notEqual(wrong.status, 0, 'login with a wrong password must fail');
         dockerd.docker(['login', '-u', USER, '--password-stdin', server.host], { input: `${PASSWORD}\n` });
+        if (mode === 'token') {
+          // dockerd got a refresh token from /token (offline_token=true); the CLI keeps it as the
+          // identity token and later pushes trade it at POST /token (grant_type=refresh_token).
+          const config = JSON.parse(await fsp.readFile(path.join(dockerd.env.DOCKER_CONFIG, 'config.json'), 'utf8')) as { auths: Record<string, { identitytoken?: string }> };
+          assert.ok(config.auths[server.host]?.identitytoken, JSON.stringify(config));
+        }
         const ref = `${server.host}/docker/${mode}:v1`;
         dockerd.docker(['tag', `${open.host}/docker/src:v1`, ref]);
         const out = dockerd.docker(['push', ref]).stdout;
