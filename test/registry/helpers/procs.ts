@@ -87,13 +87,14 @@ export interface BerthOptions {
 
 /** Starts `bin/berth registry serve` on 127.0.0.1:0 and waits for its "listening" line. */
 export async function startBerth(options: BerthOptions = {}): Promise<ServerProcess> {
+  const ownRoot = options.root === undefined;
   const root = options.root ?? (await tempDir('registry'));
   const args = [BERTH_BIN, 'registry', 'serve', '--root', root, '--addr', '127.0.0.1:0', ...(options.args ?? [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
   track(child);
   const logs: string[] = [];
   const secure = (options.args ?? []).includes('--tls-cert');
-  const url = await new Promise<string>((resolve, reject) => {
+  const started = new Promise<string>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`registry did not start:\n${logs.join('\n')}`)), 15_000);
     child.stderr!.setEncoding('utf8');
@@ -120,6 +121,18 @@ export async function startBerth(options: BerthOptions = {}): Promise<ServerProc
       reject(new Error(`registry exited with ${code}:\n${logs.join('\n')}${buf}`));
     });
   });
+  let url: string;
+  try {
+    url = await started;
+  } catch (err) {
+    // Never leave a half-started server or its temp root behind.
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await waitExit(child, 5_000);
+    }
+    if (ownRoot) await fsp.rm(root, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url,
     host: new URL(url).host,
@@ -168,16 +181,25 @@ ${auth}`;
   child.stderr!.on('data', (c: string) => logs.push(c));
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${logs.join('')}`);
-    try {
-      const res = await request('GET', `${url}/v2/`);
-      if (res.status === 200 || res.status === 401) break;
-    } catch {
-      // not up yet
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`docker-registry exited: ${logs.join('')}`);
+      try {
+        const res = await request('GET', `${url}/v2/`);
+        if (res.status === 200 || res.status === 401) break;
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${logs.join('')}`);
+      await new Promise((r) => setTimeout(r, 50));
     }
-    if (Date.now() > deadline) throw new Error(`docker-registry did not start: ${logs.join('')}`);
-    await new Promise((r) => setTimeout(r, 50));
+  } catch (err) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await waitExit(child, 5_000);
+    }
+    await fsp.rm(root, { recursive: true, force: true });
+    throw err;
   }
   return {
     url,
