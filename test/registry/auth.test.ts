@@ -179,11 +179,11 @@ describe('auth', () => {
 
   describe('expiry', () => {
     it('an expired access token is refused with invalid_token', async () => {
-      const server = await start(['--htpasswd', htpasswd, '--token-auth', '--token-expiry', '1s']);
+      const server = await start(['--htpasswd', htpasswd, '--token-auth', '--token-expiry', '2s']);
       const res = await request('GET', `${server.url}/token?scope=repository:x/y:pull`, { headers: { Authorization: basicAuth('alice', 'alice-pw') } });
       const { token } = res.json<TokenBody>();
       assert.equal((await request('GET', `${server.url}/v2/`, { headers: { Authorization: `Bearer ${token}` } })).status, 200);
-      await new Promise((r) => setTimeout(r, 2100));
+      await new Promise((r) => setTimeout(r, 3500));
       const late = await request('GET', `${server.url}/v2/`, { headers: { Authorization: `Bearer ${token}` } });
       assert.equal(late.status, 401);
       assert.equal(parseChallenge(late.headers['www-authenticate']).error, 'invalid_token');

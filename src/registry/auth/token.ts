@@ -60,7 +60,8 @@ export class TokenSigner {
       iss: this.issuer,
       sub: account,
       aud: this.service,
-      exp: now + lifetimeSeconds,
+      // Rounded up: a token lives at least its lifetime, whatever the fraction of the second.
+      exp: Math.ceil((Date.now() + lifetimeSeconds * 1000) / 1000),
       nbf: now - 10,
       iat: now,
       jti: crypto.randomBytes(12).toString('hex'),
