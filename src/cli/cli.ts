@@ -55,6 +55,7 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   create: () => import('./commands/run.js'),
   start: () => import('./commands/run.js'),
   attach: () => import('./commands/run.js'),
+  exec: () => import('./commands/run.js'),
   images: () => import('./commands/images.js'),
   import: () => import('./commands/images.js'),
   tag: () => import('./commands/images.js'),
@@ -91,7 +92,7 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     port: 'port',
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
-    pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top',
+    pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top', exec: 'exec',
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
@@ -142,6 +143,7 @@ Commands:
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   attach      Attach local standard input, output, and error streams to a running container
+  exec        Execute a command in a running container
   port        List port mappings or a specific mapping for the container
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   rmi         Remove one or more images

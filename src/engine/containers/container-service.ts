@@ -649,7 +649,8 @@ export class ContainerService {
         logSizeMax: logging ? c.logMaxSize : 0,
         terminal: c.config.Tty,
         stdin: c.config.OpenStdin,
-        stdinOnce: c.config.StdinOnce,
+        // with a tty, stdin stays open when a client detaches (Docker closes it only for plain pipes)
+        stdinOnce: c.config.StdinOnce && !c.config.Tty,
       });
       // runc creates the container while netavark configures its namespace
       const [created] = await Promise.all([creating, network.ready ?? Promise.resolve()]).catch(async (err) => {

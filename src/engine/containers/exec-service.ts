@@ -16,7 +16,7 @@ import type { Logger } from '../../util/log.js';
 import { shortId } from '../../util/ids.js';
 import { AttachHub, type AttachClient } from './attach.js';
 import type { ConmonRuntime } from '../runtime/conmon.js';
-import { ALL_CAPABILITIES, DEFAULT_PATH, capabilitySet } from '../runtime/spec.js';
+import { DEFAULT_PATH, availableCapabilities, capabilitySet } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 
 export interface ExecConfig {
@@ -169,7 +169,7 @@ export class ExecService {
     if (!has('HOSTNAME')) env.push(`HOSTNAME=${c.config.Hostname}`);
     if (config.Tty && !has('TERM')) env.push('TERM=xterm');
     if (!has('HOME')) env.push(`HOME=${user.home || '/'}`);
-    const caps = config.Privileged ? [...ALL_CAPABILITIES] : capabilitySet(c.hostConfig.Privileged, c.hostConfig.CapAdd ?? [], c.hostConfig.CapDrop ?? []);
+    const caps = config.Privileged ? availableCapabilities() : capabilitySet(c.hostConfig.Privileged, c.hostConfig.CapAdd ?? [], c.hostConfig.CapDrop ?? []);
     const spec: Record<string, unknown> = {
       terminal: config.Tty ?? false,
       user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
@@ -233,9 +233,9 @@ export class ExecService {
         await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
       });
     } catch (err) {
+      // the caller reports the error (into the stream, when it is attached) and closes it
       s.running = false;
       s.exitCode = /not found|no such file/i.test(errorMessage(err)) ? 127 : 126;
-      client?.close();
       await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
       throw err;
     }
