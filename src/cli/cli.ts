@@ -56,6 +56,8 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   start: () => import('./commands/run.js'),
   attach: () => import('./commands/run.js'),
   exec: () => import('./commands/run.js'),
+  update: () => import('./commands/modify.js'),
+  commit: () => import('./commands/modify.js'),
   images: () => import('./commands/images.js'),
   import: () => import('./commands/images.js'),
   tag: () => import('./commands/images.js'),
@@ -93,6 +95,7 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
     pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top', exec: 'exec',
+    update: 'update', commit: 'commit',
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
@@ -145,6 +148,8 @@ Commands:
   attach      Attach local standard input, output, and error streams to a running container
   exec        Execute a command in a running container
   port        List port mappings or a specific mapping for the container
+  update      Update configuration of one or more containers
+  commit      Create a new image from a container's changes
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   rmi         Remove one or more images
   history     Show the history of an image

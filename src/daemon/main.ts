@@ -13,6 +13,8 @@ import { errorMessage } from '../core/errdefs/index.js';
 import { Filters } from '../core/filters.js';
 import { LocalContentStore } from '../engine/content/local.js';
 import { ContainerService } from '../engine/containers/container-service.js';
+import { ContainerCommitter } from '../engine/containers/commit.js';
+import { ImageCommitter } from '../engine/images/commit.js';
 import { ImageService } from '../engine/images/image-service.js';
 import { ConmonRuntime } from '../engine/runtime/conmon.js';
 import { OverlaySnapshotter } from '../engine/snapshots/overlay.js';
@@ -21,12 +23,13 @@ import { AARDVARK_PATHS, NETAVARK_PATHS, findBinary } from '../engine/networks/n
 import { systemInfo, versionInfo } from '../engine/system/info.js';
 import { ApiServer } from '../server/http-server.js';
 import { Router } from '../server/router.js';
-import { containerRoutes } from '../server/routers/containers.js';
+import { commitRoute, containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
 import { networkRoutes } from '../server/routers/networks.js';
 import { volumeRoutes } from '../server/routers/volumes.js';
 import { execRoutes } from '../server/routers/exec.js';
 import { ExecService } from '../engine/containers/exec-service.js';
+import { HealthMonitor } from '../engine/containers/health.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
@@ -145,10 +148,19 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   const execs = new ExecService(containers, runtime, cfg.execRoot, events, log.child({ component: 'exec' }));
   await execs.init();
   containers.execIds = (id) => execs.idsFor(id);
+  const health = new HealthMonitor(
+    execs,
+    { get: (id) => containers.get(id), save: (c) => containers.store.save(c), eventAttributes: (c, extra) => containers.eventAttributes(c, extra) },
+    events,
+    log.child({ component: 'health' }),
+  );
+  containers.onStarted = (c) => health.started(c);
+  containers.onStopped = (c) => health.stopped(c.id);
   containers.onRemoved = (id) => execs.forgetContainer(id);
   const records = await containers.load();
   await networks?.init(records);
   await containers.init();
+  for (const c of containers.all()) if (c.state.Running && !c.state.Restarting) health.started(c, true);
   await images.init();
 
   const [runcVersion, conmonVersion, id] = await Promise.all([
@@ -177,6 +189,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     resolveImage: (name) => images.tryResolve(name)?.id,
   });
   containerRoutes(router, containers);
+  commitRoute(router, new ContainerCommitter(containers, images, new ImageCommitter(content, snapshots, images), events));
   execRoutes(router, execs);
   imageRoutes(router, images);
   volumeRoutes(router, {
