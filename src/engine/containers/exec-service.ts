@@ -196,9 +196,15 @@ export class ExecService {
     s.started = true;
     if (consoleSize) s.config.ConsoleSize = consoleSize;
     const attach = client !== undefined;
+    const t0 = performance.now();
+    const marks: Record<string, number> = {};
+    const mark = (name: string): void => {
+      marks[name] = Math.round((performance.now() - t0) * 10) / 10;
+    };
     try {
       await fsp.mkdir(s.dir, { recursive: true, mode: 0o700 });
       await fsp.writeFile(path.join(s.dir, 'process.json'), JSON.stringify(await this.processSpec(c, s.config)));
+      mark('spec');
       const proc = this.runtime.exec({
         containerId: c.id,
         execId: s.id,
@@ -208,13 +214,16 @@ export class ExecService {
         attach,
       });
       let outputDone: Promise<void> = Promise.resolve();
+      mark('spawned');
       if (client) {
         await proc.ready;
+        mark('ready');
         const conn = this.runtime.attach(s.dir);
         outputDone = new Promise((resolve) => AttachHub.connect(client, conn, resolve));
         proc.release();
       }
       s.pid = await proc.pid;
+      mark('pid');
       s.running = true;
       this.events.publish('container', `exec_start: ${s.config.Cmd!.join(' ')}`, c.id, this.containers.eventAttributes(c, { execID: s.id }));
       const finished = proc.exit.then(
@@ -225,10 +234,13 @@ export class ExecService {
         },
       );
       void finished.then(async (code) => {
+        mark('exit');
         s.exitCode = code;
         s.running = false;
         this.events.publish('container', 'exec_die', c.id, this.containers.eventAttributes(c, { execID: s.id, exitCode: String(code) }));
         await outputDone;
+        mark('output-done');
+        this.log.debug('exec session ended', { exec: shortId(s.id), ms: marks });
         client?.close();
         await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
       });

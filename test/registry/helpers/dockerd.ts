@@ -40,7 +40,8 @@ function isAlive(pid: number): boolean {
   }
 }
 
-export async function startDockerd(): Promise<Dockerd> {
+/** storageDriver: vfs by default (works everywhere); benchmarks use overlay2, Docker's default. */
+export async function startDockerd(options: { storageDriver?: string } = {}): Promise<Dockerd> {
   const dockerd = requireTool('dockerd', 'docker.io');
   const cli = requireTool('docker', 'docker.io (or the docker CLI)');
   const dir = await tempDir('dockerd');
@@ -55,7 +56,7 @@ export async function startDockerd(): Promise<Dockerd> {
       '-H', `unix://${socket}`,
       '--pidfile', path.join(dir, 'docker.pid'),
       '--bridge=none', '--iptables=false', '--ip6tables=false', '--userland-proxy=false',
-      '--storage-driver', 'vfs',
+      '--storage-driver', options.storageDriver ?? 'vfs',
     ],
     { stdio: ['ignore', log, log] },
   );
