@@ -3,6 +3,7 @@
  * on top of the container's image. The container is paused meanwhile unless
  * asked not to, so the layer is a consistent snapshot.
  */
+import type { Readable } from 'node:stream';
 import type { ContainerConfig } from '../../api/types.js';
 import type { EventBus } from '../../core/events/bus.js';
 import { applyChanges } from '../../core/images/changes.js';
@@ -36,6 +37,14 @@ const MOUNTPOINT_DIRS = new Set(['dev', 'proc', 'sys']);
 /** Directories copied up only to hold those mount points. */
 const MOUNTPOINT_PARENTS = new Set(['etc', 'sbin']);
 
+/** A container's writable layer as a layer tar, without the daemon's mount points. */
+export function packContainerLayer(upperDir: string): Readable {
+  return packLayer(upperDir, {
+    exclude: (rel, st) => MOUNTPOINT_DIRS.has(rel) || (MOUNTPOINT_FILES.has(rel) && st.isFile() && st.size === 0),
+    omitIfEmpty: (rel) => MOUNTPOINT_PARENTS.has(rel),
+  });
+}
+
 export class ContainerCommitter {
   constructor(
     private readonly containers: ContainerService,
@@ -59,12 +68,7 @@ export class ContainerCommitter {
     if (pause) await this.containers.pause(c.id);
     let image;
     try {
-      const upper = await this.containers.upperDir(c.id);
-      const layer = packLayer(upper, {
-        exclude: (rel, st) =>
-          MOUNTPOINT_DIRS.has(rel) || (MOUNTPOINT_FILES.has(rel) && st.isFile() && st.size === 0),
-        omitIfEmpty: (rel) => MOUNTPOINT_PARENTS.has(rel),
-      });
+      const layer = packContainerLayer(await this.containers.upperDir(c.id));
       image = await this.committer.commit({
         parent: c.image,
         layer,
