@@ -1,6 +1,7 @@
 /** berthd's command line. Flags follow dockerd's names where they exist. */
 import path from 'node:path';
 import { Logger, type LogLevel } from '../util/log.js';
+import { DEFAULT_REGISTRY_CONFIG, type RegistryConfig } from '../engine/distribution/registry-hosts.js';
 
 export interface DaemonConfig {
   dataRoot: string;
@@ -14,6 +15,8 @@ export interface DaemonConfig {
   conmonPath: string;
   /** Socket file mode (0660) and owning group, if any. */
   group?: string;
+  /** Mirrors, insecure registries, CA files, download/upload concurrency. */
+  registry: RegistryConfig;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -25,6 +28,7 @@ export const DEFAULTS: DaemonConfig = {
   initPath: '/usr/bin/tini-static',
   runtimePath: 'runc',
   conmonPath: 'conmon',
+  registry: DEFAULT_REGISTRY_CONFIG,
 };
 
 export const USAGE = `Usage: berthd [OPTIONS]
@@ -41,6 +45,11 @@ Options:
       --runtime string         runc binary (default "runc")
       --conmon string          conmon binary (default "conmon")
   -G, --group string           Group for the API socket
+      --registry-mirror url    Registry to try first for docker.io images (repeatable)
+      --insecure-registry host Registry (host[:port] or CIDR) allowed over HTTP or unverified TLS (repeatable)
+      --registry-certs-dir dir CA files per registry: <dir>/<host[:port]>/*.crt (default "/etc/berth/certs.d")
+      --max-concurrent-downloads int  Layer downloads at once per pull (default 3)
+      --max-concurrent-uploads int    Layer uploads at once per push (default 5)
   -h, --help                   Print usage
   -v, --version                Print version
 `;
@@ -48,7 +57,12 @@ Options:
 export class UsageError extends Error {}
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' | 'version' {
-  const cfg: DaemonConfig = { ...DEFAULTS, hosts: [] };
+  const cfg: DaemonConfig = { ...DEFAULTS, hosts: [], registry: { ...DEFAULTS.registry, mirrors: [], insecure: [] } };
+  const positive = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`invalid value for ${name}: ${v} (a positive integer)`);
+    return n;
+  };
   const take = (i: number, name: string): string => {
     const v = argv[i + 1];
     if (v === undefined) throw new UsageError(`flag needs an argument: ${name}`);
@@ -103,6 +117,21 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' 
       case '-G':
       case '--group':
         cfg.group = value();
+        break;
+      case '--registry-mirror':
+        cfg.registry.mirrors.push(value());
+        break;
+      case '--insecure-registry':
+        cfg.registry.insecure.push(value());
+        break;
+      case '--registry-certs-dir':
+        cfg.registry.certsDir = path.resolve(value());
+        break;
+      case '--max-concurrent-downloads':
+        cfg.registry.maxConcurrentDownloads = positive(arg, value());
+        break;
+      case '--max-concurrent-uploads':
+        cfg.registry.maxConcurrentUploads = positive(arg, value());
         break;
       case '-h':
       case '--help':

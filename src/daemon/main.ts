@@ -22,6 +22,10 @@ import { Router } from '../server/router.js';
 import { containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
 import { systemRoutes } from '../server/routers/system.js';
+import { distributionRoutes, type DistributionBackend } from '../server/routers/distribution.js';
+import { DistributionService } from '../engine/distribution/service.js';
+import { SaveLoad } from '../engine/images/save-load.js';
+import { exportRootfs, sweepExportMounts } from '../engine/archive/export-rootfs.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
 import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
@@ -110,6 +114,22 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   // containers first: image GC must know which layers their writable layers sit on
   await containers.init();
   await images.init();
+  const distribution = new DistributionService(content, snapshots, images, events, cfg.registry, log.child({ component: 'distribution' }));
+  const saveLoad = new SaveLoad(content, snapshots, images, events, path.join(cfg.dataRoot, 'tmp'), log.child({ component: 'save-load' }));
+  await saveLoad.init();
+  const exportDir = path.join(cfg.execRoot, 'export');
+  await sweepExportMounts(exportDir);
+  const dist: DistributionBackend = {
+    pullReference: (fromImage, tag) => DistributionService.pullReference(fromImage, tag),
+    parsePlatform: (text) => DistributionService.platform(text),
+    pull: (ref, o) => distribution.pull(ref, o),
+    push: (ref, o) => distribution.push(ref, o),
+    login: (auth) => distribution.login(auth),
+    resolveForSave: (names) => saveLoad.resolveForSave(names),
+    save: (items, out) => saveLoad.save(items as ReturnType<SaveLoad['resolveForSave']>, out),
+    load: (body, progress) => saveLoad.load(body, progress),
+    exportContainer: async (name) => exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
+  };
 
   const [runcVersion, conmonVersion, id] = await Promise.all([
     firstLineOf(runcPath, ['--version']),
@@ -137,7 +157,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     resolveImage: (name) => images.tryResolve(name)?.id,
   });
   containerRoutes(router, containers);
-  imageRoutes(router, images);
+  imageRoutes(router, images, dist);
+  distributionRoutes(router, dist);
   router.post('/build/prune', async (ctx) => ctx.json(200, { CachesDeleted: [], SpaceReclaimed: 0 }));
 
   const server = new ApiServer(router, log.child({ component: 'api' }));

@@ -45,7 +45,7 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): F
   const declared = typeof body.mediaType === 'string' ? body.mediaType : undefined;
   let mediaType = declared ?? (contentType ?? '').split(';')[0].trim();
   if (!mediaType || mediaType === 'application/json') mediaType = Array.isArray(body.manifests) ? MediaType.ociIndex : MediaType.ociManifest;
-  if (body.schemaVersion === 1 || mediaType.includes('manifest.v1')) {
+  if (body.schemaVersion === 1 || mediaType.includes('distribution.manifest.v1')) {
     throw invalidArgument(`unsupported manifest media type ${mediaType}: Docker image manifest schema 1 is not supported`);
   }
   if ((INDEX_TYPES as readonly string[]).includes(mediaType)) {

@@ -122,7 +122,7 @@ export class Puller {
         `image with reference ${familiarString(ref)} was found but does not match the specified platform: wanted ${platformString(req.platform)}, actual: ${platformString({ os: config.os, architecture: config.architecture, variant: config.variant })}`,
       );
     }
-    req.progress({ status: `Pulling from ${src.name}`, id: reference });
+    req.progress({ status: `Pulling from ${src.repository}`, id: reference });
 
     const configDigest = manifest.config.digest;
     const chains = chainIDs(config.rootfs.diff_ids);

@@ -455,6 +455,16 @@ export class ImageService {
         );
       }
       await this.untag(img.id, key, records);
+      if (!byReference.digest) {
+        // Docker: once a repository has no tag left on the image, its digest references go too
+        const repo = repositoryName(byReference);
+        const tagsLeft = this.store.tagsOf(img.id).some((t) => repositoryName(parseReference(t)) === repo);
+        if (!tagsLeft) {
+          for (const d of [...(this.store.get(img.id)?.repoDigests ?? [])]) {
+            if (repositoryName(parseReference(d)) === repo) await this.untag(img.id, d, records);
+          }
+        }
+      }
       const remaining = this.store.tagsOf(img.id).length + (this.store.get(img.id)?.repoDigests.length ?? 0);
       if (remaining === 0 && !users.some((u) => u.running) && (force || users.length === 0)) {
         await this.deleteImage(img.id, records);
