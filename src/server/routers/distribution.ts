@@ -101,7 +101,8 @@ export function distributionRoutes(router: Router, b: DistributionBackend): void
 
   router.post('/images/load', async (ctx) => {
     const progress = new LazyProgress(ctx);
-    await progress.run(() => b.load(ctx.req, progress.write));
+    const quiet = ctx.bool('quiet');
+    await progress.run(() => b.load(ctx.req, (m) => (!quiet || m.stream ? progress.write(m) : undefined)));
   });
 
   router.get('/containers/:id/export', async (ctx) => {
