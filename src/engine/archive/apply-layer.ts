@@ -36,6 +36,13 @@ const BATCH = 1 << 20;
 const MAX_IN_FLIGHT = 8 << 20;
 const WORKER_URL = new URL('./unpack-worker.js', import.meta.url);
 
+/** The process umask, read once when the module loads (at daemon start): reading it means setting it back. */
+const UMASK = ((): number => {
+  const value = process.umask(0o022);
+  process.umask(value);
+  return value;
+})();
+
 /** A Writable of plain tar bytes; `result` settles once the worker wrote everything. */
 export class LayerUnpacker extends Writable {
   readonly result: Promise<ApplyResult>;
@@ -56,7 +63,7 @@ export class LayerUnpacker extends Writable {
     super({ highWaterMark: BATCH });
     this.result = new Promise<ApplyResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => {}); // observed by whoever awaits it
-    this.worker = new Worker(WORKER_URL, { workerData: { root } });
+    this.worker = new Worker(WORKER_URL, { workerData: { root, umask: UMASK } });
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {

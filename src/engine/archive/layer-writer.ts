@@ -55,8 +55,24 @@ export class SyncLayerWriter implements TarSink {
   private current: { path: string; header: TarHeader } | null = null;
   /** Bytes of regular file content written. */
   size = 0;
+  /** Once a set-group-ID directory exists, new entries may inherit its group: always chown then. */
+  private setgidDirs = false;
 
-  constructor(private readonly root: string) {}
+  /** umask: the process's, passed in (workers cannot read it reliably). */
+  constructor(
+    private readonly root: string,
+    private readonly umask = 0o022,
+  ) {}
+
+  /** Creation mode gives exactly `mode`: no chmod needed (set-id and sticky bits always need one). */
+  private creationModeExact(mode: number): boolean {
+    return (mode & 0o7000) === 0 && (mode & this.umask) === 0;
+  }
+
+  /** Created by root as 0:0 already, unless a set-group-ID parent gave it another group. */
+  private ownerExact(uid: number, gid: number): boolean {
+    return uid === 0 && gid === 0 && !this.setgidDirs && process.getuid?.() === 0;
+  }
 
   private abs(rel: string): string {
     return rel === '' ? this.root : `${this.root}/${rel}`;
@@ -158,19 +174,21 @@ export class SyncLayerWriter implements TarSink {
     switch (header.type) {
       case 'directory': {
         const exists = this.clear(rel, true);
-        if (!exists) {
-          fs.mkdirSync(p, { mode: 0o700 });
+        const fresh = !exists;
+        if (fresh) {
+          fs.mkdirSync(p, { mode: mode & 0o777 });
           this.created.add(rel);
         }
         this.knownDirs.add(rel);
-        fs.lchownSync(p, uid, gid);
-        fs.chmodSync(p, mode);
+        if (!fresh || !this.ownerExact(uid, gid)) fs.lchownSync(p, uid, gid);
+        if (!fresh || !this.creationModeExact(mode) || !this.ownerExact(uid, gid)) fs.chmodSync(p, mode);
+        if (mode & 0o2000) this.setgidDirs = true;
         this.dirTimes.push({ rel, mtime });
         break;
       }
       case 'file': {
         this.clear(rel, false);
-        this.fd = fs.openSync(p, 'wx', 0o600);
+        this.fd = fs.openSync(p, 'wx', header.mode & 0o777);
         this.created.add(rel);
         this.current = { path: p, header };
         return; // attributes once the data is written (entryEnd)
@@ -241,8 +259,9 @@ export class SyncLayerWriter implements TarSink {
     this.current = null;
     try {
       // chown before chmod: chown clears set-id bits
-      fs.fchownSync(fd, header.uid, header.gid);
-      fs.fchmodSync(fd, header.mode & 0o7777);
+      const ownerExact = this.ownerExact(header.uid, header.gid);
+      if (!ownerExact) fs.fchownSync(fd, header.uid, header.gid);
+      if (!ownerExact || !this.creationModeExact(header.mode)) fs.fchmodSync(fd, header.mode & 0o7777);
       fs.futimesSync(fd, header.mtime, header.mtime);
     } finally {
       fs.closeSync(fd);

@@ -21,9 +21,9 @@ export type FromWorker =
   | { type: 'error'; message: string; invalid: boolean };
 
 const port = parentPort!;
-const root = (workerData as { root: string }).root;
+const { root, umask } = workerData as { root: string; umask: number };
 const hash = crypto.createHash('sha256');
-const writer = new SyncLayerWriter(root);
+const writer = new SyncLayerWriter(root, umask);
 const reader = new TarReader(writer);
 let tarSize = 0;
 let failed = false;

@@ -305,6 +305,7 @@ export class Puller {
     const id = shortDigest(desc.digest);
     if (this.downloads.busy) emit(simple('Waiting', id));
     const release = await this.downloads.acquire();
+    const started = performance.now();
     const writer = await this.content.writer();
     const draft = await this.snapshots.draft();
     let committed = false;
@@ -335,6 +336,7 @@ export class Puller {
       // the download's own error says more than the unpacker's "premature close"
       const [downloaded, unpacked] = await Promise.allSettled([download, unpack]);
       if (downloaded.status === 'rejected') throw downloaded.reason;
+      const streamed = performance.now();
       emit(detail('Downloading', id, received, desc.size));
       emit(simple('Verifying Checksum', id));
       try {
@@ -353,8 +355,11 @@ export class Puller {
       await parentReady.catch(() => {
         throw new Error(`an earlier layer failed`);
       });
+      const verified = performance.now();
       await draft.commit({ chainID, diffID, parent, size: applied.size, tarSize: applied.tarSize });
       committed = true;
+      const ms = (a: number, b: number): number => Math.round(b - a);
+      this.log.debug('layer pulled', { digest: desc.digest, bytes: desc.size, streamMs: ms(started, streamed), verifyMs: ms(streamed, verified), commitMs: ms(verified, performance.now()) });
       emit(simple('Pull complete', id));
     } catch (err) {
       await writer.abort();
