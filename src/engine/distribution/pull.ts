@@ -155,12 +155,13 @@ export class Puller {
       scopes: [`repository:${src.repository}:pull`],
     });
     if (res.statusCode !== 200) {
+      const status = res.statusCode;
       const err = await registryError(res, {
         action: 'pull',
         repository: src.name,
         object: `manifest for ${src.client.host}/${src.repository}${reference.startsWith('sha256:') ? '@' : ':'}${reference}`,
       });
-      if (isKind(err, 'NotFound')) {
+      if (status === 404 && isKind(err, 'NotFound')) {
         throw notFound(`manifest for ${src.name}${reference.startsWith('sha256:') ? '@' : ':'}${reference} not found: manifest unknown: manifest unknown`);
       }
       throw err;

@@ -245,12 +245,12 @@ export async function readLimited(res: Readable, limit: number): Promise<Buffer>
 export async function registryError(res: IncomingMessage, what: { action: 'pull' | 'push'; repository: string; object: string }): Promise<BerthError> {
   const status = res.statusCode ?? 0;
   const text = await registryErrorText(res);
-  if (status === 401) {
-    return unauthorized(
-      `${what.action} access denied for ${what.repository}, repository does not exist or may require 'docker login'${text ? `: ${text}` : ''}`,
-    );
+  if (status === 401 || status === 403) {
+    // dockerd answers a refused pull with 404, not 401: a 401 makes the docker CLI prompt for a login
+    const message = `${what.action} access denied for ${what.repository}, repository does not exist or may require 'docker login'${text ? `: ${text}` : ''}`;
+    if (what.action === 'pull') return notFound(message);
+    return status === 401 ? unauthorized(message) : forbidden(message);
   }
-  if (status === 403) return forbidden(`${what.action} access denied for ${what.repository}${text ? `: ${text}` : ''}`);
   if (status === 404) return notFound(`${what.object} not found${text ? `: ${text}` : ''}`);
   if (status === 429) return unavailable(`toomanyrequests: ${text || 'rate limited by the registry'}`);
   return internal(`${what.object}: registry answered ${status}${text ? `: ${text}` : ''}`);
