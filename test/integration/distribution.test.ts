@@ -17,6 +17,7 @@ import crypto from 'node:crypto';
 import { TestDaemon, busyboxRootfsTar, eventually } from '../helpers/daemon.js';
 import { TestRegistry } from '../helpers/registry.js';
 import { RegistryProxy, putManifest, sha256, uploadImage } from '../helpers/oci.js';
+import { assertNoLeftovers } from '../helpers/state.js';
 
 /** A small layer of its own (a random file), so that no daemon already has it. */
 async function uniqueTar(): Promise<Buffer> {
@@ -38,26 +39,6 @@ async function inspect(d: TestDaemon, name: string): Promise<Inspect> {
   const r = await d.docker(['image', 'inspect', name]);
   assert.equal(r.code, 0, r.stderr);
   return (JSON.parse(r.stdout) as Inspect[])[0];
-}
-
-/** What a failed operation must not leave: ingest files, drafts, unrecorded layers or blobs. */
-async function assertNoLeftovers(d: TestDaemon): Promise<void> {
-  const root = d.dataRoot;
-  assert.deepEqual(await fsp.readdir(path.join(root, 'content/ingest')), [], 'ingest/ is empty');
-  const drafts = (await fsp.readdir(path.join(root, 'snapshots/drafts'))).filter((n) => !n.startsWith('rm-'));
-  assert.deepEqual(drafts, [], 'no layer drafts');
-  const images = await d.client.json<{ Id: string }[]>('GET', '/images/json', { query: { all: true } });
-  const keepLayers = new Set<string>();
-  for (const img of images) {
-    const ins = await d.client.json<{ RootFS: { Layers: string[] } }>('GET', `/images/${img.Id}/json`);
-    let chain = '';
-    for (const diff of ins.RootFS.Layers) {
-      chain = chain ? sha256(`${chain} ${diff}`) : diff;
-      keepLayers.add(chain.slice(7));
-    }
-  }
-  const layers = await fsp.readdir(path.join(root, 'snapshots/layers'));
-  assert.deepEqual(layers.filter((l) => !keepLayers.has(l)), [], 'no layer without an image');
 }
 
 describe('pull and push with the docker CLI and berth', () => {
