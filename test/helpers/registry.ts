@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -32,6 +33,8 @@ export interface RegistryOptions {
   basic?: { username: string; password: string };
   /** Token auth: a token issuer in this process; Basic credentials at the issuer. */
   token?: { username: string; password: string };
+  /** HTTPS with a self-signed certificate for "localhost" (the registry is then localhost:<port>). */
+  tls?: boolean;
 }
 
 export class TestRegistry {
@@ -45,8 +48,11 @@ export class TestRegistry {
     readonly host: string,
   ) {}
 
+  /** The CA (the self-signed certificate) of a TLS registry. */
+  caFile = '';
+
   get url(): string {
-    return `http://${this.host}`;
+    return `${this.caFile ? 'https' : 'http'}://${this.host}`;
   }
 
   static async start(options: RegistryOptions = {}): Promise<TestRegistry> {
@@ -54,7 +60,7 @@ export class TestRegistry {
     if (external && !options.basic && !options.token) return new TestRegistry('', external);
     const dir = await fsp.mkdtemp('/tmp/btreg-');
     const port = await freePort();
-    const reg = new TestRegistry(dir, `127.0.0.1:${port}`);
+    const reg = new TestRegistry(dir, options.tls ? `localhost:${port}` : `127.0.0.1:${port}`);
     const lines = [
       'version: 0.1',
       'log:',
@@ -70,6 +76,15 @@ export class TestRegistry {
       `  addr: 127.0.0.1:${port}`,
       `  secret: ${crypto.randomBytes(16).toString('hex')}`,
     ];
+    if (options.tls) {
+      reg.caFile = path.join(dir, 'tls.crt');
+      execFileSync(
+        'openssl',
+        ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(dir, 'tls.key'), '-out', reg.caFile, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+        { stdio: 'ignore' },
+      );
+      lines.push('  tls:', `    certificate: ${reg.caFile}`, `    key: ${path.join(dir, 'tls.key')}`);
+    }
     if (options.basic) {
       const htpasswd = execFileSync('htpasswd', ['-Bbn', options.basic.username, options.basic.password]).toString();
       await fsp.writeFile(path.join(dir, 'htpasswd'), htpasswd);
@@ -87,7 +102,8 @@ export class TestRegistry {
     for (;;) {
       if (reg.proc.exitCode !== null) throw new Error(`registry exited: ${await reg.log()}`);
       const status = await new Promise<number>((resolve) => {
-        const req = http.get(`${reg.url}/v2/`, (res) => {
+        const get = reg.caFile ? https.get : http.get;
+        const req = get(`https://127.0.0.1:${port}/v2/`.replace(/^https/, reg.caFile ? 'https' : 'http'), { rejectUnauthorized: false }, (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
         });

@@ -406,3 +406,40 @@ describe('interrupted pulls', () => {
     }
   });
 });
+
+describe('HTTPS registries', () => {
+  let reg: TestRegistry;
+  let certsDir = '';
+  before(async () => {
+    reg = await TestRegistry.start({ tls: true });
+    certsDir = await fsp.mkdtemp('/tmp/btcerts-');
+    await fsp.mkdir(path.join(certsDir, reg.host), { recursive: true });
+    await fsp.copyFile(reg.caFile, path.join(certsDir, reg.host, 'ca.crt'));
+  });
+  after(async () => {
+    await reg?.stop();
+    await fsp.rm(certsDir, { recursive: true, force: true });
+  });
+
+  test('a per-registry CA file makes a self-signed registry trusted; without it the certificate is refused; --insecure-registry skips the check', async () => {
+    const trusted = await TestDaemon.start({ args: ['--registry-certs-dir', certsDir] });
+    const untrusted = await TestDaemon.start({ busybox: false, args: ['--registry-certs-dir', path.join(certsDir, 'none')] });
+    const insecure = await TestDaemon.start({ busybox: false, args: ['--registry-certs-dir', path.join(certsDir, 'none'), '--insecure-registry', reg.host] });
+    try {
+      const name = `${reg.host}/tls/busybox:1`;
+      assert.equal((await trusted.docker(['tag', 'busybox', name])).code, 0);
+      const push = await trusted.docker(['push', name]);
+      assert.equal(push.code, 0, push.stderr);
+      const refused = await untrusted.docker(['pull', name]);
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /self[- ]signed certificate|unable to verify|certificate/i);
+      const pulled = await insecure.docker(['pull', name]);
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal((await trusted.docker(['rmi', name])).code, 0);
+      const again = await trusted.docker(['pull', name]);
+      assert.equal(again.code, 0, again.stderr);
+    } finally {
+      await Promise.all([trusted.cleanup(), untrusted.cleanup(), insecure.cleanup()]);
+    }
+  });
+});

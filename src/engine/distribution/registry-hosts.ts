@@ -5,7 +5,7 @@
  *
  *  - docker.io names try each mirror first (as dockerd does), then docker.io
  *    itself (registry-1.docker.io).
- *  - Loopback hosts (127.0.0.0/8, ::1, localhost) and --insecure-registry
+ *  - Loopback addresses (127.0.0.0/8, ::1: Docker's default) and --insecure-registry
  *    entries (host[:port] or CIDR) may use plain HTTP: HTTPS is tried first
  *    without certificate checks, and HTTP after a TLS-level failure.
  *  - Everything else is HTTPS with the system CAs plus <certsDir>/<host>/*.crt.
@@ -78,7 +78,6 @@ export class RegistryHosts {
   isInsecure(host: string): boolean {
     if (this.insecureHosts.has(host)) return true;
     const name = hostName(host);
-    if (name === 'localhost' || name.endsWith('.localhost')) return true;
     const kind = net.isIP(name);
     if (kind === 0) return false;
     if (kind === 4 && name.startsWith('127.')) return true;
