@@ -39,6 +39,10 @@ export interface PullRequest {
   platform?: Platform;
   auth?: AuthConfig;
   progress: ProgressSink;
+  /**
+   * Stops trying further endpoints. Layer downloads do not follow it: they
+   * may be shared with other pulls, and a finished layer is useful anyway.
+   */
   signal?: AbortSignal;
 }
 
@@ -183,7 +187,7 @@ export class Puller {
     const local = await this.content.info(desc.digest);
     if (local) return this.content.read(desc.digest);
     const chunks: Buffer[] = [];
-    for await (const c of this.blobChunks(src, desc, req0)) chunks.push(c);
+    for await (const c of this.blobChunks(src, desc, {})) chunks.push(c);
     const bytes = Buffer.concat(chunks);
     if (sha256Digest(bytes) !== desc.digest) throw invalidArgument(`blob verification failed for digest ${desc.digest}`);
     return bytes;
@@ -372,7 +376,6 @@ export class Puller {
   }
 }
 
-const req0 = {};
 
 function parseConfig(bytes: Buffer): ImageConfig {
   let cfg: ImageConfig;
