@@ -443,3 +443,31 @@ describe('HTTPS registries', () => {
     }
   });
 });
+
+describe('layers pulled as "Already exists"', () => {
+  let reg: TestRegistry;
+  let d: TestDaemon;
+  before(async () => {
+    [reg, d] = await Promise.all([TestRegistry.start(), TestDaemon.start({ busybox: false })]);
+  });
+  after(async () => {
+    await d?.cleanup();
+    await reg?.stop();
+  });
+
+  test('a layer skipped because it was imported stays usable for save and push after the importing image is gone', async () => {
+    const tar = await busyboxRootfsTar();
+    assert.equal((await d.docker(['import', '-', 'local:1'], { input: tar })).code, 0);
+    await uploadImage(reg.url, 'shared/base', { layerTar: tar, compression: 'gzip', architecture: 'amd64', tag: 'v1', cmd: ['echo', 'shared'] });
+    const pull = await d.docker(['pull', `${reg.host}/shared/base:v1`]);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.match(pull.stdout, /Already exists/);
+    assert.equal((await d.docker(['rmi', 'local:1'])).code, 0);
+    const save = await d.berth(['save', '-o', path.join(d.dir, 'shared.tar'), `${reg.host}/shared/base:v1`]);
+    assert.equal(save.code, 0, save.stderr);
+    assert.equal((await d.docker(['tag', `${reg.host}/shared/base:v1`, `${reg.host}/shared/copy:v1`])).code, 0);
+    const push = await d.docker(['push', `${reg.host}/shared/copy:v1`]);
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal((await d.docker(['run', '--rm', `${reg.host}/shared/base:v1`])).stdout.trim(), 'shared');
+  });
+});

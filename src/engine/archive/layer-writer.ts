@@ -13,12 +13,20 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
 import type { TarHeader, TarSink } from './tar-reader.js';
+import { ParallelFiles } from './parallel-files.js';
 import { native, S_IFBLK, S_IFCHR, S_IFIFO } from '../runtime/native.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE_WHITEOUT = '.wh..wh..opq';
 export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+
+const RUNNING_AS_ROOT = process.getuid?.() === 0;
+/** Regular files written by this writer itself before it hands files to helper threads. */
+const PARALLEL_AFTER_FILES = 128;
+/** File writer threads: one per core (the kernel's file creation is what they share out). */
+const HELPERS = Math.min(4, os.availableParallelism());
 
 /** A refused entry: the message is shown to the user as is. */
 export class InvalidEntryError extends Error {}
@@ -57,6 +65,12 @@ export class SyncLayerWriter implements TarSink {
   size = 0;
   /** Once a set-group-ID directory exists, new entries may inherit its group: always chown then. */
   private setgidDirs = false;
+  /** Helper threads for regular files, once the layer proves big enough to be worth them. */
+  private parallel: ParallelFiles | null = null;
+  private filesWritten = 0;
+  /** Files handed to helpers since the last barrier: touching one of them waits for the helpers. */
+  private readonly pending = new Set<string>();
+  private helperFile: TarHeader | null = null;
 
   /** umask: the process's, passed in (workers cannot read it reliably). */
   constructor(
@@ -71,7 +85,7 @@ export class SyncLayerWriter implements TarSink {
 
   /** Created by root as 0:0 already, unless a set-group-ID parent gave it another group. */
   private ownerExact(uid: number, gid: number): boolean {
-    return uid === 0 && gid === 0 && !this.setgidDirs && process.getuid?.() === 0;
+    return uid === 0 && gid === 0 && !this.setgidDirs && RUNNING_AS_ROOT;
   }
 
   private abs(rel: string): string {
@@ -98,6 +112,7 @@ export class SyncLayerWriter implements TarSink {
       if (!this.knownDirs.has(prefix)) {
         const p = this.abs(prefix);
         if (this.created.has(prefix)) {
+          this.settle(prefix, false);
           if (!fs.lstatSync(p).isDirectory()) throw new InvalidEntryError(`invalid tar entry: parent ${JSON.stringify(prefix)} is not a directory`);
         } else {
           fs.mkdirSync(p, { mode: 0o755 });
@@ -112,6 +127,7 @@ export class SyncLayerWriter implements TarSink {
   /** Removes whatever is at rel (unless keepDir and it is a directory); true when a kept directory exists. */
   private clear(rel: string, keepDir: boolean): boolean {
     if (!this.created.has(rel)) return false;
+    this.settle(rel, false);
     const p = this.abs(rel);
     let st: fs.Stats;
     try {
@@ -122,6 +138,7 @@ export class SyncLayerWriter implements TarSink {
     }
     if (st.isDirectory()) {
       if (keepDir) return true;
+      this.settle(rel, true);
       fs.rmSync(p, { recursive: true, force: true });
       const under = rel + '/';
       for (const s of this.symlinks) if (s.startsWith(under)) this.symlinks.delete(s);
@@ -188,8 +205,15 @@ export class SyncLayerWriter implements TarSink {
       }
       case 'file': {
         this.clear(rel, false);
-        this.fd = fs.openSync(p, 'wx', header.mode & 0o777);
         this.created.add(rel);
+        if (!this.parallel && ++this.filesWritten > PARALLEL_AFTER_FILES && HELPERS > 0) this.parallel = new ParallelFiles(HELPERS);
+        if (this.parallel) {
+          this.parallel.begin(p, header.mode);
+          this.pending.add(rel);
+          this.helperFile = header;
+          return;
+        }
+        this.fd = fs.openSync(p, 'wx', header.mode & 0o777);
         this.current = { path: p, header };
         return; // attributes once the data is written (entryEnd)
       }
@@ -210,6 +234,7 @@ export class SyncLayerWriter implements TarSink {
           throw new InvalidEntryError(`invalid tar entry: hard link target ${JSON.stringify(target)} passes through a symlink`);
         }
         let st: fs.Stats | undefined;
+        this.settle(target, false);
         if (this.created.has(target)) {
           try {
             st = fs.lstatSync(this.abs(target));
@@ -244,7 +269,30 @@ export class SyncLayerWriter implements TarSink {
     this.applyXattrs(p, header);
   }
 
+  /** Waits for the helpers when rel (or, for a directory, anything under it) may still be being written. */
+  private settle(rel: string, subtree: boolean): void {
+    if (!this.parallel || this.pending.size === 0) return;
+    let hit = this.pending.has(rel);
+    if (!hit && subtree) {
+      const under = rel + '/';
+      for (const p of this.pending) {
+        if (p.startsWith(under)) {
+          hit = true;
+          break;
+        }
+      }
+    }
+    if (!hit) return;
+    this.parallel.barrier();
+    this.pending.clear();
+  }
+
   data(bytes: Buffer): void {
+    if (this.helperFile) {
+      this.parallel!.data(bytes);
+      this.size += bytes.length;
+      return;
+    }
     if (this.fd === null) return;
     let off = 0;
     while (off < bytes.length) off += fs.writeSync(this.fd, bytes, off, bytes.length - off);
@@ -252,6 +300,13 @@ export class SyncLayerWriter implements TarSink {
   }
 
   entryEnd(): void {
+    if (this.helperFile) {
+      const header = this.helperFile;
+      this.helperFile = null;
+      const ownerExact = this.ownerExact(header.uid, header.gid);
+      this.parallel!.end(header, !ownerExact, !ownerExact || !this.creationModeExact(header.mode));
+      return;
+    }
     if (this.fd === null || !this.current) return;
     const fd = this.fd;
     const { path: p, header } = this.current;
@@ -286,6 +341,12 @@ export class SyncLayerWriter implements TarSink {
       fs.closeSync(this.fd);
       this.fd = null;
     }
+    if (this.parallel) {
+      this.parallel.barrier();
+      this.parallel.close();
+      this.parallel = null;
+      this.pending.clear();
+    }
     this.dirTimes.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
     for (const d of this.dirTimes) {
       try {
@@ -298,6 +359,8 @@ export class SyncLayerWriter implements TarSink {
 
   /** Closes an open file after an error. */
   abort(): void {
+    this.parallel?.close();
+    this.parallel = null;
     if (this.fd !== null) {
       try {
         fs.closeSync(this.fd);

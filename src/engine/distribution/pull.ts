@@ -137,7 +137,9 @@ export class Puller {
       await this.content.put(configBytes, configDigest);
       await this.content.put(manifestBytes, manifestDigest);
       const repoDigest = `${repositoryName(ref)}@${top.digest}`;
-      const { record, existed } = await this.images.registerImage(configDigest, manifestDigest, repoDigest);
+      let complete = true;
+      for (const l of manifest.layers) complete &&= await this.content.has(l.digest);
+      const { record, existed } = await this.images.registerImage(configDigest, manifestDigest, repoDigest, { preferManifest: complete });
       let retagged = false;
       if (ref.tag !== undefined && !ref.digest) {
         retagged = this.images.store.tagTarget(`${repositoryName(ref)}:${ref.tag}`) !== record.id;

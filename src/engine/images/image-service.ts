@@ -570,8 +570,12 @@ export class ImageService {
         keepBlobs.add(img.manifest);
         try {
           const manifest = JSON.parse((await this.content.read(img.manifest)).toString('utf8')) as Manifest;
-          for (const l of manifest.layers ?? []) keepBlobs.add(l.digest);
           const cfg = await this.config(img.id);
+          // A pull skips layers it has as plain tars: then the plain tar is what save and push use.
+          for (const [i, l] of (manifest.layers ?? []).entries()) {
+            const diffID = cfg.rootfs.diff_ids[i];
+            keepBlobs.add(diffID !== undefined && !(await this.content.has(l.digest)) ? diffID : l.digest);
+          }
           for (const c of chainIDs(cfg.rootfs.diff_ids)) keepChains.add(c);
         } catch (err) {
           if (!isKind(err, 'NotFound')) throw err;
@@ -637,7 +641,12 @@ export class ImageService {
    * byte for byte as a registry or an archive gave them (pull, load): the
    * image ID is the config digest, the manifest digest stays the registry's.
    */
-  async registerImage(configDigest: Digest, manifestDigest: Digest, repoDigest?: string): Promise<{ record: ImageRecord; existed: boolean }> {
+  async registerImage(
+    configDigest: Digest,
+    manifestDigest: Digest,
+    repoDigest?: string,
+    options: { preferManifest?: boolean } = {},
+  ): Promise<{ record: ImageRecord; existed: boolean }> {
     const cfg = await this.config(configDigest);
     let size = 0;
     for (const chainID of chainIDs(cfg.rootfs.diff_ids)) {
@@ -649,7 +658,9 @@ export class ImageService {
     await this.store.update((doc) => {
       const rec = doc.images[configDigest];
       existed = rec !== undefined;
-      const next: ImageRecord = rec ?? { id: configDigest, manifest: manifestDigest, size, repoDigests: [] };
+      const next: ImageRecord = rec ? { ...rec } : { id: configDigest, manifest: manifestDigest, size, repoDigests: [] };
+      // a registry's manifest whose blobs are all here beats a local one: push is then a copy
+      if (rec && options.preferManifest && rec.manifest !== manifestDigest) next.manifest = manifestDigest;
       if (repoDigest && !next.repoDigests.includes(repoDigest)) next.repoDigests = [...next.repoDigests, repoDigest];
       doc.images[configDigest] = next;
     });
