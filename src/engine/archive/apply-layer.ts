@@ -46,6 +46,8 @@ const UMASK = ((): number => {
 /** A Writable of plain tar bytes; `result` settles once the worker wrote everything. */
 export class LayerUnpacker extends Writable {
   readonly result: Promise<ApplyResult>;
+  /** Settles once the worker (and its file writers) exited: nothing writes into the directory after it. */
+  readonly exited: Promise<void>;
   private readonly worker: Worker;
   private batch = new Uint8Array(BATCH);
   private batchLength = 0;
@@ -64,6 +66,7 @@ export class LayerUnpacker extends Writable {
     this.result = new Promise<ApplyResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => {}); // observed by whoever awaits it
     this.worker = new Worker(WORKER_URL, { workerData: { root, umask: UMASK } });
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
@@ -156,6 +159,13 @@ export class LayerUnpacker extends Writable {
     }
     cb(err);
   }
+
+  /** Stops the worker (if it still runs) and resolves once it is gone, before the caller removes the directory. */
+  async stop(): Promise<void> {
+    if (!this.destroyed) this.destroy();
+    void this.worker.terminate();
+    await this.exited;
+  }
 }
 
 /**
@@ -168,6 +178,7 @@ export async function applyLayer(source: Readable, root: string, options: ApplyO
   try {
     await pipeline(source, unpacker);
   } catch (err) {
+    await unpacker.stop();
     // the worker's own error says more than the stream's
     await unpacker.result.catch((workerErr: unknown) => {
       throw workerErr;

@@ -316,19 +316,32 @@ export class Puller {
     const writer = await this.content.writer();
     const draft = await this.snapshots.draft();
     let committed = false;
+    let unpacker: LayerUnpacker | undefined;
     try {
-      const unpacker = new LayerUnpacker(draft.dir);
       const compressedStream = new PassThrough({ highWaterMark: 1 << 20 });
       const throttle = new Throttle(100);
       let received = 0;
       const download = (async () => {
         try {
+          // the blob goes to disk in 1 MiB writes (a thread-pool round trip each), not one per socket read
+          let pending: Buffer[] = [];
+          let pendingBytes = 0;
+          const flush = async (): Promise<void> => {
+            if (pendingBytes === 0) return;
+            const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
+            pending = [];
+            pendingBytes = 0;
+            await writer.write(data);
+          };
           for await (const chunk of this.blobChunks(src, desc, { signal })) {
-            await writer.write(chunk);
+            pending.push(chunk);
+            pendingBytes += chunk.length;
+            if (pendingBytes >= 1 << 20) await flush();
             received += chunk.length;
             if (throttle.ready()) emit(detail('Downloading', id, received, desc.size));
             if (!compressedStream.write(chunk)) await new Promise<void>((r) => compressedStream.once('drain', r));
           }
+          await flush();
           compressedStream.end();
         } catch (err) {
           compressedStream.destroy(err as Error);
@@ -337,6 +350,7 @@ export class Puller {
       })();
       const unpack = (async () => {
         const { stream } = await decompressed(compressedStream);
+        unpacker = new LayerUnpacker(draft.dir);
         await pipeline(stream as Readable, unpacker);
         return unpacker.result;
       })();
@@ -373,7 +387,10 @@ export class Puller {
       throw err;
     } finally {
       release();
-      if (!committed) await draft.discard().catch(() => {});
+      if (!committed) {
+        await unpacker?.stop();
+        await draft.discard().catch(() => {});
+      }
     }
   }
 }

@@ -379,6 +379,7 @@ export class SaveLoad {
     const writer = await this.content.writer();
     const draft = existing ? undefined : await this.snapshots.draft();
     let committed = false;
+    let unpacker: LayerUnpacker | undefined;
     try {
       let consumed = 0;
       let last = 0;
@@ -402,7 +403,7 @@ export class SaveLoad {
       const { stream, compression } = await decompressed(tee);
       let applied: { diffID: Digest; size: number; tarSize: number };
       if (draft) {
-        const unpacker = new LayerUnpacker(draft.dir);
+        unpacker = new LayerUnpacker(draft.dir);
         await Promise.all([copying, pipeline(stream, unpacker)]);
         applied = await unpacker.result;
       } else {
@@ -436,7 +437,10 @@ export class SaveLoad {
       await writer.abort();
       throw err;
     } finally {
-      if (draft && !committed) await draft.discard().catch(() => {});
+      if (draft && !committed) {
+        await unpacker?.stop();
+        await draft.discard().catch(() => {});
+      }
     }
   }
 }
