@@ -54,7 +54,7 @@ export class ParallelFiles {
   private readonly queues: { ops: FileOp[]; transfer: ArrayBuffer[]; bytes: number }[];
   private bytesSent = 0;
   private current = -1;
-  private next = 0;
+  private currentDir = '';
 
   constructor(private readonly helpers: number) {
     const shared = new SharedArrayBuffer(Math.ceil((helpers * 4) / 8) * 8 + 16 + ERROR_TEXT);
@@ -88,19 +88,23 @@ export class ParallelFiles {
   }
 
   begin(path: string, mode: number): void {
-    // the helper with the fewest unfinished files gets the next one
-    let best = this.next;
-    let bestLoad = Infinity;
-    for (let i = 0; i < this.helpers; i++) {
-      const k = (this.next + i) % this.helpers;
-      const load = this.sent[k] - Atomics.load(this.views.done, k) + this.queues[k].ops.length;
-      if (load < bestLoad) {
-        best = k;
-        bestLoad = load;
+    // Files of one directory go to one helper: creating in a directory takes its lock, so two
+    // helpers in the same directory would mostly wait for each other. A new directory goes to
+    // the helper with the fewest unfinished files.
+    const dir = path.slice(0, path.lastIndexOf('/'));
+    if (dir !== this.currentDir || this.current < 0) {
+      let best = 0;
+      let bestLoad = Infinity;
+      for (let k = 0; k < this.helpers; k++) {
+        const load = this.sent[k] - Atomics.load(this.views.done, k) + this.queues[k].ops.length;
+        if (load < bestLoad) {
+          best = k;
+          bestLoad = load;
+        }
       }
+      this.current = best;
+      this.currentDir = dir;
     }
-    this.next = (best + 1) % this.helpers;
-    this.current = best;
     this.push({ t: 'b', path, mode });
   }
 
