@@ -64,6 +64,13 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   rmi: () => import('./commands/images.js'),
   history: () => import('./commands/images.js'),
   'image prune': () => import('./commands/images.js'),
+  pull: () => import('./commands/distribution.js'),
+  push: () => import('./commands/distribution.js'),
+  login: () => import('./commands/distribution.js'),
+  logout: () => import('./commands/distribution.js'),
+  save: () => import('./commands/distribution.js'),
+  load: () => import('./commands/distribution.js'),
+  export: () => import('./commands/distribution.js'),
   version: () => import('./commands/system.js'),
   info: () => import('./commands/system.js'),
   events: () => import('./commands/system.js'),
@@ -99,7 +106,7 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
-    inspect: 'image inspect', prune: 'image prune',
+    inspect: 'image inspect', prune: 'image prune', pull: 'pull', push: 'push', save: 'save', load: 'load',
   },
   system: { info: 'info', df: 'system df', events: 'events' },
   volume: {
@@ -120,6 +127,8 @@ Common Commands:
   run         Create and run a new container from an image
   ps          List containers
   images      List images
+  pull        Download an image from a registry
+  push        Upload an image to a registry
   import      Import the contents from a tarball to create a filesystem image
   version     Show the Berth version information
   info        Display system-wide information
@@ -154,6 +163,11 @@ Commands:
   rmi         Remove one or more images
   history     Show the history of an image
   events      Get real time events from the server
+  login       Log in to a registry
+  logout      Log out from a registry
+  save        Save one or more images to a tar archive
+  load        Load an image from a tar archive or STDIN
+  export      Export a container's filesystem as a tar archive
 
 Global Options:
 ${flagHelp(GLOBAL_FLAGS)}

@@ -33,6 +33,10 @@ import { HealthMonitor } from '../engine/containers/health.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
+import { distributionRoutes, type DistributionBackend } from '../server/routers/distribution.js';
+import { DistributionService } from '../engine/distribution/service.js';
+import { SaveLoad } from '../engine/images/save-load.js';
+import { exportRootfs, sweepExportMounts } from '../engine/archive/export-rootfs.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
 import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
@@ -162,6 +166,22 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   await containers.init();
   for (const c of containers.all()) if (c.state.Running && !c.state.Restarting) health.started(c, true);
   await images.init();
+  const distribution = new DistributionService(content, snapshots, images, events, cfg.registry, log.child({ component: 'distribution' }));
+  const saveLoad = new SaveLoad(content, snapshots, images, events, path.join(cfg.dataRoot, 'tmp'), log.child({ component: 'save-load' }));
+  await saveLoad.init();
+  const exportDir = path.join(cfg.execRoot, 'export');
+  await sweepExportMounts(exportDir);
+  const dist: DistributionBackend = {
+    pullReference: (fromImage, tag) => DistributionService.pullReference(fromImage, tag),
+    parsePlatform: (text) => DistributionService.platform(text),
+    pull: (ref, o) => distribution.pull(ref, o),
+    push: (ref, o) => distribution.push(ref, o),
+    login: (auth) => distribution.login(auth),
+    resolveForSave: (names) => saveLoad.resolveForSave(names),
+    save: (items, out) => saveLoad.save(items as ReturnType<SaveLoad['resolveForSave']>, out),
+    load: (body, progress) => saveLoad.load(body, progress),
+    exportContainer: async (name) => exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
+  };
 
   const [runcVersion, conmonVersion, id] = await Promise.all([
     firstLineOf(runcPath, ['--version']),
@@ -191,7 +211,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   containerRoutes(router, containers);
   commitRoute(router, new ContainerCommitter(containers, images, new ImageCommitter(content, snapshots, images), events));
   execRoutes(router, execs);
-  imageRoutes(router, images);
+  imageRoutes(router, images, dist);
+  distributionRoutes(router, dist);
   volumeRoutes(router, {
     create: async (body) => volumes.view(await volumes.create(body)),
     list: (filters) => volumes.list(filters, (n) => mounts.usedBy(n)),

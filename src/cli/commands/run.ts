@@ -41,23 +41,10 @@ async function createContainer(ctx: CliContext, f: Flags): Promise<{ id: string;
   return { id: res.Id, image };
 }
 
-/** Pulls through the daemon, printing the progress lines. */
+/** Pulls through the daemon (with stored credentials), progress on stderr as docker run does. */
 export async function pullImage(ctx: CliContext, image: string, quiet: boolean): Promise<void> {
-  const client = ctx.client();
-  const at = image.indexOf('@');
-  const colon = image.lastIndexOf(':');
-  const slash = image.lastIndexOf('/');
-  let fromImage = image;
-  let tag: string | undefined;
-  if (at < 0 && colon > slash) {
-    fromImage = image.slice(0, colon);
-    tag = image.slice(colon + 1);
-  }
-  const res = await client.stream('POST', '/images/create', { query: { fromImage, tag: tag ?? (at < 0 ? 'latest' : undefined) } });
-  await client.progress(res, (m) => {
-    if (quiet) return;
-    if (m.status && !m.progressDetail) ctx.err(`${m.id ? `${String(m.id)}: ` : ''}${String(m.status)}`);
-  });
+  const { pull } = await import('./distribution.js');
+  await pull(ctx, image, { quiet, out: process.stderr });
 }
 
 const runCommand: Command = {
