@@ -408,13 +408,15 @@ export class ContainerService {
 
   private async housekeeping(): Promise<void> {
     for (const c of this.store.all()) {
-      if (!c.state.Running) continue;
+      // a container waiting out its restart back-off has no monitor, by design
+      if (!c.state.Running || c.state.Restarting) continue;
       try {
         if (c.logMaxSize > 0) await rotateLogs(this.dir(c.id), c.logMaxFiles);
         if (!this.conmonAlive(c) && (await this.runtime.readExit(c.id)) === undefined) {
           this.log.warn('container monitor died', { id: shortId(c.id) });
           await this.locks.run(c.id, async () => {
-            if (this.store.get(c.id)?.state.Running) await this.finishExit(c, 255, false);
+            const cur = this.store.get(c.id);
+            if (cur?.state.Running && !cur.state.Restarting) await this.finishExit(c, 255, false);
           });
         }
       } catch (err) {
@@ -846,8 +848,11 @@ export class ContainerService {
   private readonly restartTimers = new Map<string, NodeJS.Timeout>();
   private readonly restartDelays = new Map<string, number>();
 
+  /** Containers a forced removal is taking away. */
+  private readonly removing = new Set<string>();
+
   private shouldRestart(c: ContainerRecord, code: number): boolean {
-    if (c.manuallyStopped) return false;
+    if (c.manuallyStopped || this.removing.has(c.id)) return false;
     const p = c.hostConfig.RestartPolicy;
     switch (p.Name) {
       case 'always':
@@ -876,7 +881,7 @@ export class ContainerService {
       void this.locks
         .run(id, async () => {
           const cur = this.store.get(id);
-          if (!cur || cur.state.Status !== 'restarting') return;
+          if (!cur || cur.state.Status !== 'restarting' || this.removing.has(id)) return;
           cur.restartCount++;
           try {
             await this.startLocked(cur, true);
@@ -1093,10 +1098,22 @@ export class ContainerService {
 
   async remove(input: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const c = this.resolve(input);
-    if (c.state.Status === 'restarting') {
-      if (!options.force) throw conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+    if (c.state.Status === 'restarting' && !options.force) {
+      throw conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+    }
+    if (options.force) {
+      // from here on no restart policy brings it back, whatever exits meanwhile
+      this.removing.add(c.id);
       await this.locks.run(c.id, () => this.cancelRestart(c));
     }
+    try {
+      await this.removeStopped(c, options);
+    } finally {
+      this.removing.delete(c.id);
+    }
+  }
+
+  private async removeStopped(c: ContainerRecord, options: { force?: boolean; volumes?: boolean }): Promise<void> {
     if (c.state.Running) {
       if (!options.force) {
         const what = c.state.Paused ? 'paused' : 'running';
@@ -1112,6 +1129,7 @@ export class ContainerService {
     await this.locks.run(c.id, async () => {
       const cur = this.store.get(c.id);
       if (!cur) return; // auto-removed meanwhile
+      if (cur.state.Status === 'restarting') await this.cancelRestart(cur);
       if (cur.state.Running) throw conflict(`container ${shortId(c.id)} started again while being removed`);
       await this.removeLocked(cur, options.volumes ?? false);
     });
