@@ -56,6 +56,8 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   start: () => import('./commands/run.js'),
   attach: () => import('./commands/run.js'),
   exec: () => import('./commands/run.js'),
+  build: () => import('./commands/build.js'),
+  'builder prune': () => import('./commands/build.js'),
   update: () => import('./commands/modify.js'),
   commit: () => import('./commands/modify.js'),
   images: () => import('./commands/images.js'),
@@ -106,9 +108,10 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
-    inspect: 'image inspect', prune: 'image prune', pull: 'pull', push: 'push', save: 'save', load: 'load',
+    inspect: 'image inspect', prune: 'image prune', build: 'build', pull: 'pull', push: 'push', save: 'save', load: 'load',
   },
   system: { info: 'info', df: 'system df', events: 'events' },
+  builder: { prune: 'builder prune', build: 'build' },
   volume: {
     create: 'volume create', ls: 'volume ls', list: 'volume ls', inspect: 'volume inspect', rm: 'volume rm', remove: 'volume rm',
     prune: 'volume prune',
@@ -126,6 +129,7 @@ A container engine with Docker's commands
 Common Commands:
   run         Create and run a new container from an image
   ps          List containers
+  build       Build an image from a Dockerfile
   images      List images
   pull        Download an image from a registry
   push        Upload an image to a registry
@@ -135,6 +139,7 @@ Common Commands:
 
 Management Commands:
   container   Manage containers
+  builder     Manage builds
   image       Manage images
   network     Manage networks
   volume      Manage volumes

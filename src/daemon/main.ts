@@ -15,6 +15,8 @@ import { LocalContentStore } from '../engine/content/local.js';
 import { ContainerService } from '../engine/containers/container-service.js';
 import { ContainerCommitter } from '../engine/containers/commit.js';
 import { ImageCommitter } from '../engine/images/commit.js';
+import { BuildService } from '../engine/build/service.js';
+import { buildRoutes } from '../server/routers/build.js';
 import { ImageService } from '../engine/images/image-service.js';
 import { ConmonRuntime } from '../engine/runtime/conmon.js';
 import { OverlaySnapshotter } from '../engine/snapshots/overlay.js';
@@ -183,6 +185,24 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     exportContainer: async (name) => exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
   };
 
+  const committer = new ImageCommitter(content, snapshots, images);
+  const builds = new BuildService(
+    {
+      images,
+      containers,
+      committer,
+      snapshots,
+      log: log.child({ component: 'build' }),
+      pull: async (reference, auths, out, signal) => {
+        const ref = DistributionService.pullReference(reference, undefined);
+        const host = ref.domain === 'docker.io' ? 'https://index.docker.io/v1/' : ref.domain;
+        await distribution.pull(ref, { auth: auths[host] ?? auths[ref.domain], progress: (m) => out.progress(m as Record<string, unknown>), signal });
+      },
+    },
+    cfg.dataRoot,
+  );
+  await builds.init();
+
   const [runcVersion, conmonVersion, id] = await Promise.all([
     firstLineOf(runcPath, ['--version']),
     firstLineOf(conmonPath, ['--version']),
@@ -209,7 +229,11 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     resolveImage: (name) => images.tryResolve(name)?.id,
   });
   containerRoutes(router, containers);
-  commitRoute(router, new ContainerCommitter(containers, images, new ImageCommitter(content, snapshots, images), events));
+  commitRoute(router, new ContainerCommitter(containers, images, committer, events));
+  buildRoutes(router, {
+    prepare: (body, options, signal) => builds.prepare(body, options, signal),
+    prune: () => builds.prune(),
+  });
   execRoutes(router, execs);
   imageRoutes(router, images, dist);
   distributionRoutes(router, dist);
@@ -232,7 +256,6 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
       disconnect: (network, container) => containers.disconnectNetwork(container, network),
     });
   }
-  router.post('/build/prune', async (ctx) => ctx.json(200, { CachesDeleted: [], SpaceReclaimed: 0 }));
 
   const server = new ApiServer(router, log.child({ component: 'api' }));
   for (const host of cfg.hosts) {

@@ -28,6 +28,7 @@ import { applyLayer } from '../archive/apply-layer.js';
 import { decompressed, detectCompression } from '../archive/compression.js';
 import { packLayer } from '../archive/pack-layer.js';
 import type { AttachClient } from '../containers/attach.js';
+import type { AuthConfig } from '../distribution/auth.js';
 import { packContainerLayer } from '../containers/commit.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ImageCommitter } from '../images/commit.js';
@@ -58,12 +59,16 @@ export interface BuildOptions {
   resources: Partial<Pick<HostConfig, 'Memory' | 'MemorySwap' | 'CpuShares' | 'CpuPeriod' | 'CpuQuota' | 'CpusetCpus' | 'CpusetMems' | 'ShmSize'>>;
   extraHosts: string[];
   platform?: string;
+  /** Credentials per registry host for pulls (X-Registry-Config). */
+  registryAuths: Record<string, AuthConfig>;
 }
 
 /** Where the build's progress goes (the JSON stream's "stream" and "aux" messages). */
 export interface BuildOutput {
   stream(text: string): void;
   aux(value: Record<string, unknown>): void;
+  /** A pull's progress messages, passed through for the client to render. */
+  progress(message: Record<string, unknown>): void;
 }
 
 /** A RUN step that exited non-zero: its code becomes the client's exit code. */
@@ -86,7 +91,7 @@ export interface BuilderDeps {
   workDir: string;
   log: Logger;
   /** Pulls an image for FROM and COPY --from (absent: local images only). */
-  pull?: (reference: string, output: BuildOutput, signal: AbortSignal) => Promise<void>;
+  pull?: (reference: string, auths: Record<string, AuthConfig>, output: BuildOutput, signal: AbortSignal) => Promise<void>;
 }
 
 /** Build args any step may use without an ARG line (and that stay out of the cache key). */
@@ -143,7 +148,9 @@ export class Builder {
       target.instructions.push(parseInstruction(text, target.instructions.at(-1)?.line ?? target.from.line));
     }
     const needed = this.neededStages(target, globalArgs);
-    this.totalSteps = needed.reduce((n, s) => n + 1 + s.instructions.length, 0);
+    this.totalSteps = df.globalArgs.length + needed.reduce((n, s) => n + 1 + s.instructions.length, 0);
+    // ARGs before the first FROM count as steps, as in Docker's output
+    for (const ins of df.globalArgs) this.step(ins.original);
     let final: Digest | null = null;
     try {
       for (const stage of needed) {
@@ -157,7 +164,6 @@ export class Builder {
     if (!final) throw invalidArgument('No image was generated. Is your Dockerfile empty?');
     const unused = Object.keys(this.options.buildArgs).filter((k) => !this.usedArgs.has(k) && !PREDEFINED_ARGS.includes(k));
     if (unused.length) this.out.stream(`[Warning] One or more build-args [${unused.join(' ')}] were not consumed\n`);
-    void df;
     return final;
   }
 
@@ -292,7 +298,7 @@ export class Builder {
     if (local && !this.options.pull) return local.id;
     if (this.deps.pull) {
       try {
-        await this.deps.pull(name, this.out, this.signal);
+        await this.deps.pull(name, this.options.registryAuths, this.out, this.signal);
       } catch (err) {
         if (!local) throw err;
         this.out.stream(`pulling ${name} failed (${errorMessage(err)}); using the local image\n`);

@@ -40,52 +40,25 @@ export class BuildContext implements SourceTree {
     const spool = path.join(dir, 'context.spool');
     const ctx = new BuildContext(spool);
     const out = await fsp.open(spool, 'w', 0o600);
-    let position = 0;
+    const writer = { out, position: 0 };
     try {
       const { stream } = await decompressed(body);
       const extract = tar.extract();
       stream.on('error', (err) => extract.destroy(err));
       stream.pipe(extract);
       signal?.addEventListener('abort', () => extract.destroy(new Error('the client went away')), { once: true });
-      for await (const entry of extract) {
-        const h = entry.header;
-        let rel: string;
-        try {
-          rel = cleanEntryPath(h.name);
-        } catch {
-          throw invalidArgument(`the build context holds a path outside of it: ${h.name}`);
+      // The docker CLI's context for a Dockerfile outside the directory ends
+      // right after the last entry's data (no padding, no end blocks): an
+      // end of data after a complete entry is the end of the archive.
+      let lastComplete = true;
+      try {
+        for await (const entry of extract) {
+          lastComplete = false;
+          await ctx.index(entry, writer);
+          lastComplete = true;
         }
-        const base = { mode: (h.mode ?? 0o644) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) };
-        if (h.type === 'file' || h.type === 'contiguous-file') {
-          const hash = crypto.createHash('sha256');
-          const offset = position;
-          for await (const chunk of entry as AsyncIterable<Buffer>) {
-            hash.update(chunk);
-            await out.write(chunk, 0, chunk.length, position);
-            position += chunk.length;
-          }
-          if (rel) ctx.add(rel, { ...base, type: 'file', size: position - offset, offset, digest: hash.digest('hex') });
-          continue;
-        }
-        entry.resume();
-        if (!rel) continue;
-        if (h.type === 'directory') {
-          ctx.add(rel, { ...base, type: 'directory', size: 0, offset: 0, digest: '' });
-        } else if (h.type === 'symlink') {
-          const target = h.linkname ?? '';
-          ctx.add(rel, { ...base, type: 'symlink', size: 0, linkname: target, offset: 0, digest: sha256Hex(target) });
-        } else if (h.type === 'link') {
-          let target: string;
-          try {
-            target = cleanEntryPath(h.linkname ?? '');
-          } catch {
-            throw invalidArgument(`the build context holds a link to a path outside of it: ${h.linkname}`);
-          }
-          const existing = ctx.entries.get(target);
-          if (!existing || existing.type !== 'file') throw invalidArgument(`the build context holds a hard link to a missing file: ${h.name} -> ${h.linkname}`);
-          ctx.add(rel, { ...existing, ...base });
-        }
-        // devices, fifos and sockets are not part of a build context
+      } catch (err) {
+        if (!(lastComplete && err instanceof Error && /Unexpected end of data/.test(err.message))) throw err;
       }
       await out.sync();
     } catch (err) {
@@ -98,6 +71,49 @@ export class BuildContext implements SourceTree {
     }
     await out.close();
     return ctx;
+  }
+
+  /** Records one tar entry; a file's data goes to the spool. */
+  private async index(entry: AsyncIterable<Buffer> & { header: tar.Header; resume(): unknown }, spool: { out: fsp.FileHandle; position: number }): Promise<void> {
+    const h = entry.header;
+    let rel: string;
+    try {
+      rel = cleanEntryPath(h.name);
+    } catch {
+      throw invalidArgument(`the build context holds a path outside of it: ${h.name}`);
+    }
+    const base = { mode: (h.mode ?? 0o644) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) };
+    if (h.type === 'file' || h.type === 'contiguous-file') {
+      const hash = crypto.createHash('sha256');
+      const offset = spool.position;
+      for await (const chunk of entry) {
+        hash.update(chunk);
+        await spool.out.write(chunk, 0, chunk.length, spool.position);
+        spool.position += chunk.length;
+      }
+      if (spool.position - offset !== (h.size ?? 0)) throw invalidArgument(`the build context is truncated in ${h.name}`);
+      if (rel) this.add(rel, { ...base, type: 'file', size: spool.position - offset, offset, digest: hash.digest('hex') });
+      return;
+    }
+    entry.resume();
+    if (!rel) return;
+    if (h.type === 'directory') {
+      this.add(rel, { ...base, type: 'directory', size: 0, offset: 0, digest: '' });
+    } else if (h.type === 'symlink') {
+      const target = h.linkname ?? '';
+      this.add(rel, { ...base, type: 'symlink', size: 0, linkname: target, offset: 0, digest: sha256Hex(target) });
+    } else if (h.type === 'link') {
+      let target: string;
+      try {
+        target = cleanEntryPath(h.linkname ?? '');
+      } catch {
+        throw invalidArgument(`the build context holds a link to a path outside of it: ${h.linkname}`);
+      }
+      const existing = this.entries.get(target);
+      if (!existing || existing.type !== 'file') throw invalidArgument(`the build context holds a hard link to a missing file: ${h.name} -> ${h.linkname}`);
+      this.add(rel, { ...existing, ...base });
+    }
+    // devices, fifos and sockets are not part of a build context
   }
 
   private add(rel: string, entry: IndexEntry): void {

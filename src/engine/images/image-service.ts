@@ -466,10 +466,14 @@ export class ImageService {
         }
       }
       const remaining = this.store.tagsOf(img.id).length + (this.store.get(img.id)?.repoDigests.length ?? 0);
-      if (remaining === 0 && !users.some((u) => u.running) && (force || users.length === 0)) {
+      if (remaining === 0 && !users.some((u) => u.running) && (force || users.length === 0) && !this.hasChildren(img.id)) {
         await this.deleteImage(img.id, records);
+        if (!options.noprune) await this.pruneParents(img, records);
       }
       return records;
+    }
+    if (this.hasChildren(img.id)) {
+      throw conflict(`conflict: unable to delete ${shortId(img.id)} (cannot be forced) - image has dependent child images`);
     }
 
     const running = users.find((u) => u.running);
@@ -493,7 +497,29 @@ export class ImageService {
       records.push({ Untagged: familiarString(parseReference(d)) });
     }
     await this.deleteImage(img.id, records);
+    if (!options.noprune) await this.pruneParents(img, records);
     return records;
+  }
+
+  private hasChildren(id: Digest): boolean {
+    return this.store.all().some((other) => other.parent === id);
+  }
+
+  /**
+   * Docker's rmi also deletes the image's untagged ancestors (a build's
+   * intermediate images) that nothing else needs: no tag, no other child,
+   * no container.
+   */
+  private async pruneParents(img: ImageRecord, records: DeleteRecord[]): Promise<void> {
+    let parentId = img.parent;
+    while (parentId) {
+      const parent = this.store.get(parentId);
+      if (!parent) return;
+      if (this.store.tagsOf(parent.id).length || parent.repoDigests.length) return;
+      if (this.hasChildren(parent.id) || this.usage.containersUsing(parent.id).length) return;
+      await this.deleteImage(parent.id, records);
+      parentId = parent.parent;
+    }
   }
 
   /** The tag reference named by input, if input names one (not an ID). */

@@ -220,13 +220,14 @@ export class ConmonRuntime {
       '--persist-dir', o.bundle,
       '--exit-dir', this.exitDir,
       '--socket-dir-path', this.socketDir,
-      '-l', `k8s-file:${o.logPath}`,
+      // --log-driver none: conmon's own "none" driver keeps no log (attach still works)
+      '-l', o.logPath ? `k8s-file:${o.logPath}` : 'none',
       '--log-level', 'error',
       // log durability across power loss is not worth an fsync on every exit
       '--no-sync-log',
       ...this.runc.globalArgs().flatMap((a) => ['--runtime-arg', a]),
     ];
-    if (o.logSizeMax > 0) args.push('--log-size-max', String(o.logSizeMax));
+    if (o.logSizeMax > 0 && o.logPath) args.push('--log-size-max', String(o.logSizeMax));
     if (o.terminal) args.push('-t');
     if (o.stdin) args.push('-i');
     if (o.stdin && !o.stdinOnce) args.push('--leave-stdin-open');

@@ -93,11 +93,4 @@ export function systemRoutes(router: Router, b: SystemBackend): void {
     if (!res.writableEnded) res.end();
   });
 
-  const buildkit = async (ctx: Parameters<Parameters<Router['get']>[1]>[0]): Promise<void> => {
-    throw invalidArgument(
-      'BuildKit is not supported by berthd: set DOCKER_BUILDKIT=0 to use the classic builder' + (ctx.path === '/session' ? '' : ''),
-    );
-  };
-  router.post('/session', buildkit);
-  router.post('/grpc', buildkit);
 }
