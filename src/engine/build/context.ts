@@ -74,7 +74,7 @@ export class BuildContext implements SourceTree {
   }
 
   /** Records one tar entry; a file's data goes to the spool. */
-  private async index(entry: AsyncIterable<Buffer> & { header: tar.Header; resume(): unknown }, spool: { out: fsp.FileHandle; position: number }): Promise<void> {
+  private async index(entry: AsyncIterable<unknown> & { header: tar.Header; resume(): unknown }, spool: { out: fsp.FileHandle; position: number }): Promise<void> {
     const h = entry.header;
     let rel: string;
     try {
@@ -86,7 +86,8 @@ export class BuildContext implements SourceTree {
     if (h.type === 'file' || h.type === 'contiguous-file') {
       const hash = crypto.createHash('sha256');
       const offset = spool.position;
-      for await (const chunk of entry) {
+      for await (const data of entry) {
+        const chunk = data as Buffer;
         hash.update(chunk);
         await spool.out.write(chunk, 0, chunk.length, spool.position);
         spool.position += chunk.length;
