@@ -19,26 +19,25 @@ import { parseSignal } from '../../core/containers/signals.js';
 import { type Digest, chainIDs } from '../../core/images/digest.js';
 import { type Reference, familiarString } from '../../core/images/reference.js';
 import { type HealthConfig, type ImageRunConfig, hostPlatform } from '../../core/images/types.js';
-import { type Snapshotter, type OverlayMount } from '../../core/snapshots/snapshotter.js';
+import type { Snapshotter } from '../../core/snapshots/snapshotter.js';
 import { errorMessage, invalidArgument, notFound } from '../../core/errdefs/index.js';
 import { shortId } from '../../util/ids.js';
 import type { Logger } from '../../util/log.js';
 import { parseGoDuration } from '../../util/units.js';
 import { applyLayer } from '../archive/apply-layer.js';
 import { decompressed, detectCompression } from '../archive/compression.js';
-import { packLayer } from '../archive/pack-layer.js';
 import type { AttachClient } from '../containers/attach.js';
 import type { AuthConfig } from '../distribution/auth.js';
 import { packContainerLayer } from '../containers/commit.js';
 import type { ContainerService } from '../containers/container-service.js';
 import type { ImageCommitter } from '../images/commit.js';
 import type { ImageService } from '../images/image-service.js';
-import { MNT_DETACH, native } from '../runtime/native.js';
+import { MNT_DETACH, MS_RDONLY, native } from '../runtime/native.js';
 import { resolveUser } from '../runtime/user.js';
 import { overlayOptions } from '../snapshots/overlay.js';
 import type { BuildCache } from './cache.js';
 import type { BuildContext } from './context.js';
-import { type CopyPlanItem, RootfsWriter, planCopy } from './copy.js';
+import { type CopyPlanItem, LayerTarget, planCopy } from './copy.js';
 import { DirectoryTree, type SourceTree, treeChecksum } from './source-tree.js';
 
 export interface BuildOptions {
@@ -243,7 +242,11 @@ export class Builder {
     return state.image;
   }
 
+  private stepStarted = 0;
+
   private step(text: string): void {
+    if (this.stepNumber > 0) this.deps.log.debug('build step done', { step: this.stepNumber, ms: Math.round(performance.now() - this.stepStarted) });
+    this.stepStarted = performance.now();
     this.stepNumber++;
     this.out.stream(`Step ${this.stepNumber}/${this.totalSteps} : ${text}\n`);
   }
@@ -499,40 +502,47 @@ export class Builder {
 
   // ---- filesystem steps ----------------------------------------------------------
 
-  /** Mounts an overlay of the image with a fresh upper dir for fn; returns fn's result and the upper dir's snapshot key. */
-  private async withRootfs<T>(image: Digest | null, fn: (rootfs: string, mount: OverlayMount) => Promise<T>): Promise<{ result: T; key: string; mount: OverlayMount }> {
+  /**
+   * A step that writes files: fn fills a new layer (LayerTarget) seen on top
+   * of a read-only view of the current image; the layer is committed as is.
+   */
+  private async layerStep(state: StageState, config: ImageRunConfig, createdBy: string, fn: (target: LayerTarget, imageRoot: string) => Promise<void>): Promise<Digest> {
+    const view = await this.mountImage(state.image);
+    const draft = await this.deps.snapshots.draft();
+    try {
+      await fn(new LayerTarget(view.root, draft.dir), view.root);
+    } catch (err) {
+      await draft.discard();
+      throw err;
+    } finally {
+      await view.release();
+    }
+    const img = await this.deps.committer.commit({ parent: state.image, draft, config, createdBy, author: this.author });
+    return img.id;
+  }
+
+  /** Mounts the image's filesystem (empty for scratch) for reading. */
+  private async mountImage(image: Digest | null): Promise<{ root: string; release(): Promise<void> }> {
     const key = `build-${crypto.randomBytes(8).toString('hex')}`;
     const parent = image ? await this.deps.images.topChainID(image) : null;
     const mount = await this.deps.snapshots.prepare(key, parent);
-    const target = path.join(this.deps.workDir, key);
-    this.cleanups.push(async () => {
+    const root = path.join(this.deps.workDir, key);
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
       try {
-        native().umount2(target, MNT_DETACH);
+        native().umount2(root, MNT_DETACH);
       } catch {
-        // not mounted any more
+        // not mounted (any more)
       }
-      await fsp.rm(target, { recursive: true, force: true });
+      await fsp.rm(root, { recursive: true, force: true });
       await this.deps.snapshots.remove(key);
-    });
-    await fsp.mkdir(target, { recursive: true, mode: 0o700 });
-    native().mount('overlay', target, 'overlay', 0, overlayOptions(mount));
-    try {
-      const result = await fn(target, mount);
-      return { result, key, mount };
-    } finally {
-      native().umount2(target, MNT_DETACH);
-    }
-  }
-
-  private async commitUpper(state: StageState, upperDir: string, createdBy: string): Promise<Digest> {
-    const img = await this.deps.committer.commit({
-      parent: state.image,
-      layer: packLayer(upperDir),
-      config: structuredClone(state.config),
-      createdBy,
-      author: this.author,
-    });
-    return img.id;
+    };
+    this.cleanups.push(release);
+    await fsp.mkdir(root, { recursive: true, mode: 0o700 });
+    native().mount('overlay', root, 'overlay', MS_RDONLY, overlayOptions(mount));
+    return { root, release };
   }
 
   private async workdir(state: StageState, ins: Instruction): Promise<void> {
@@ -540,19 +550,12 @@ export class Builder {
     state.config.WorkingDir = dir;
     const createdBy = `/bin/sh -c #(nop) WORKDIR ${dir}`;
     const config = structuredClone(state.config);
-    await this.cached(state, `${createdBy}\n${JSON.stringify(config)}`, async () => {
-      const { result: created, mount } = await this.withRootfs(state.image, async (rootfs) => {
-        const writer = new RootfsWriter(rootfs);
-        if (await writer.isDirectory(dir)) return false;
-        await writer.mkdirAll(dir, { uid: 0, gid: 0 });
-        return true;
-      });
-      if (!created) {
-        const img = await this.deps.committer.commit({ parent: state.image, config, createdBy, author: this.author });
-        return img.id;
-      }
-      return this.commitUpper(state, mount.upperDir, createdBy);
-    });
+    // an existing directory leaves the layer empty: the image gets no layer for it
+    await this.cached(state, `${createdBy}\n${JSON.stringify(config)}`, () =>
+      this.layerStep(state, config, createdBy, async (target) => {
+        if (!(await target.isDirectory(dir))) await target.mkdirAll(dir, { uid: 0, gid: 0 });
+      }),
+    );
   }
 
   private async copyStep(state: StageState, ins: Instruction): Promise<void> {
@@ -581,7 +584,7 @@ export class Builder {
       const from = this.word(state, fromFlag);
       const stage = this.stageRef(from, state.stage.index, true);
       const image = stage ? this.stageImages.get(stage.index) ?? null : await this.baseImage(from);
-      tree = await this.imageTree(image);
+      tree = new DirectoryTree((await this.mountImage(image)).root);
       what = stage ? `stage ${from}` : `image ${from}`;
       fromLabel = `--from=${from} `;
       keepOwners = true;
@@ -605,10 +608,9 @@ export class Builder {
     for (const url of urls) urlData.set(url, await this.download(url));
     const urlKey = [...urlData.values()].map((u) => u.file).length ? await this.urlChecksum(urlData) : '';
 
-    await this.cached(state, `${createdBy}${urlKey}\n${JSON.stringify(config)}`, async () => {
-      const { mount } = await this.withRootfs(state.image, async (rootfs) => {
-        const writer = new RootfsWriter(rootfs);
-        const owner = chownSpec !== undefined ? await this.owner(rootfs, chownSpec) : undefined;
+    await this.cached(state, `${createdBy}${urlKey}\n${JSON.stringify(config)}`, () =>
+      this.layerStep(state, config, createdBy, async (writer, imageRoot) => {
+        const owner = chownSpec !== undefined ? await this.owner(imageRoot, chownSpec) : undefined;
         for (const item of items) {
           if (keyword === 'ADD' && item.node.type === 'file' && (await this.extractArchive(tree, item, writer, dest, owner))) continue;
           await writer.copy(tree, item, { dest, destIsDir, owner, keepOwners, mode });
@@ -624,29 +626,8 @@ export class Builder {
             mode: mode ?? 0o600,
           });
         }
-      });
-      return this.commitUpper(state, mount.upperDir, createdBy);
-    });
-  }
-
-  /** The filesystem of an image (or an empty one for scratch), mounted for reading. */
-  private async imageTree(image: Digest | null): Promise<SourceTree> {
-    const key = `build-${crypto.randomBytes(8).toString('hex')}`;
-    const parent = image ? await this.deps.images.topChainID(image) : null;
-    const mount = await this.deps.snapshots.prepare(key, parent);
-    const target = path.join(this.deps.workDir, key);
-    await fsp.mkdir(target, { recursive: true, mode: 0o700 });
-    native().mount('overlay', target, 'overlay', 0, overlayOptions(mount));
-    this.cleanups.push(async () => {
-      try {
-        native().umount2(target, MNT_DETACH);
-      } catch {
-        // not mounted any more
-      }
-      await fsp.rm(target, { recursive: true, force: true });
-      await this.deps.snapshots.remove(key);
-    });
-    return new DirectoryTree(target);
+      }),
+    );
   }
 
   /** --chown=user[:group] resolved with the image's own passwd and group files. */
@@ -659,7 +640,7 @@ export class Builder {
   }
 
   /** ADD of a local tar (plain or compressed): unpacked at the destination. False when the file is not an archive. */
-  private async extractArchive(tree: SourceTree, item: CopyPlanItem, writer: RootfsWriter, dest: string, owner?: { uid: number; gid: number }): Promise<boolean> {
+  private async extractArchive(tree: SourceTree, item: CopyPlanItem, writer: LayerTarget, dest: string, owner?: { uid: number; gid: number }): Promise<boolean> {
     const head = await readHead(tree.open(item.path), 512);
     const compression = detectCompression(head);
     const plainTar = head.length >= 262 && head.subarray(257, 262).toString('latin1') === 'ustar';

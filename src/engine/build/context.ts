@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { invalidArgument } from '../../core/errdefs/index.js';
 import { cleanEntryPath } from '../archive/apply-layer.js';
 import { decompressed } from '../archive/compression.js';
+import { type TarHeader, TarFormatError, TarReader, type TarSink } from '../archive/tar-reader.js';
 import { dockerignoreMatcher } from '../../util/dockerignore.js';
 import type { SourceNode, SourceTree } from './source-tree.js';
 
@@ -34,87 +34,86 @@ export class BuildContext implements SourceTree {
     this.childNames.set('', new Set());
   }
 
-  /** Reads the whole upload into dir/context.spool and indexes it. */
+  /**
+   * Reads the whole upload into dir/context.spool and indexes it. The tar is
+   * parsed synchronously as bytes arrive; file data is hashed and gathered
+   * into large writes. The spool is scratch: no fsync.
+   */
   static async receive(body: Readable, dir: string, signal?: AbortSignal): Promise<BuildContext> {
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const spool = path.join(dir, 'context.spool');
     const ctx = new BuildContext(spool);
     const out = await fsp.open(spool, 'w', 0o600);
-    const writer = { out, position: 0 };
+    const sink = new SpoolSink(ctx);
+    const reader = new TarReader(sink);
     try {
       const { stream } = await decompressed(body);
-      const extract = tar.extract();
-      stream.on('error', (err) => extract.destroy(err));
-      stream.pipe(extract);
-      signal?.addEventListener('abort', () => extract.destroy(new Error('the client went away')), { once: true });
-      // The docker CLI's context for a Dockerfile outside the directory ends
-      // right after the last entry's data (no padding, no end blocks): an
-      // end of data after a complete entry is the end of the archive.
-      let lastComplete = true;
+      const onAbort = (): void => {
+        stream.destroy(new Error('the client went away'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        for await (const entry of extract) {
-          lastComplete = false;
-          await ctx.index(entry, writer);
-          lastComplete = true;
+        for await (const chunk of stream) {
+          reader.write(chunk as Buffer);
+          if (sink.buffered >= SPOOL_WRITE) await sink.flush(out);
         }
-      } catch (err) {
-        if (!(lastComplete && err instanceof Error && /Unexpected end of data/.test(err.message))) throw err;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
       }
-      await out.sync();
+      try {
+        reader.end();
+      } catch (err) {
+        // The docker CLI's context for a Dockerfile outside the directory
+        // ends right after the last entry's data (no padding, no end
+        // blocks): the end of data after a complete entry ends the archive.
+        if (!(err instanceof TarFormatError && sink.complete && /Unexpected end of data/.test(err.message))) throw err;
+      }
+      await sink.flush(out);
     } catch (err) {
       await out.close().catch(() => {});
       await fsp.rm(spool, { force: true });
-      if (err instanceof Error && /unexpected end of data|invalid tar header|Unexpected end/i.test(err.message)) {
-        throw invalidArgument(`the build context is not a valid tar archive: ${err.message}`);
-      }
+      if (err instanceof TarFormatError) throw invalidArgument(`the build context is not a valid tar archive: ${err.message}`);
       throw err;
     }
     await out.close();
     return ctx;
   }
 
-  /** Records one tar entry; a file's data goes to the spool. */
-  private async index(entry: AsyncIterable<unknown> & { header: tar.Header; resume(): unknown }, spool: { out: fsp.FileHandle; position: number }): Promise<void> {
-    const h = entry.header;
+  /** Records one entry the tar reader found (file data is already in the spool). */
+  record(h: TarHeader, data?: { offset: number; size: number; digest: string }): void {
     let rel: string;
     try {
       rel = cleanEntryPath(h.name);
     } catch {
       throw invalidArgument(`the build context holds a path outside of it: ${h.name}`);
     }
-    const base = { mode: (h.mode ?? 0o644) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) };
-    if (h.type === 'file' || h.type === 'contiguous-file') {
-      const hash = crypto.createHash('sha256');
-      const offset = spool.position;
-      for await (const data of entry) {
-        const chunk = data as Buffer;
-        hash.update(chunk);
-        await spool.out.write(chunk, 0, chunk.length, spool.position);
-        spool.position += chunk.length;
-      }
-      if (spool.position - offset !== (h.size ?? 0)) throw invalidArgument(`the build context is truncated in ${h.name}`);
-      if (rel) this.add(rel, { ...base, type: 'file', size: spool.position - offset, offset, digest: hash.digest('hex') });
-      return;
-    }
-    entry.resume();
     if (!rel) return;
-    if (h.type === 'directory') {
-      this.add(rel, { ...base, type: 'directory', size: 0, offset: 0, digest: '' });
-    } else if (h.type === 'symlink') {
-      const target = h.linkname ?? '';
-      this.add(rel, { ...base, type: 'symlink', size: 0, linkname: target, offset: 0, digest: sha256Hex(target) });
-    } else if (h.type === 'link') {
-      let target: string;
-      try {
-        target = cleanEntryPath(h.linkname ?? '');
-      } catch {
-        throw invalidArgument(`the build context holds a link to a path outside of it: ${h.linkname}`);
+    const base = { mode: h.mode & 0o7777, uid: h.uid, gid: h.gid, mtime: new Date(h.mtime * 1000) };
+    switch (h.type) {
+      case 'file':
+        this.add(rel, { ...base, type: 'file', size: data!.size, offset: data!.offset, digest: data!.digest });
+        return;
+      case 'directory':
+        this.add(rel, { ...base, type: 'directory', size: 0, offset: 0, digest: '' });
+        return;
+      case 'symlink':
+        this.add(rel, { ...base, type: 'symlink', size: 0, linkname: h.linkname, offset: 0, digest: sha256Hex(h.linkname) });
+        return;
+      case 'link': {
+        let target: string;
+        try {
+          target = cleanEntryPath(h.linkname);
+        } catch {
+          throw invalidArgument(`the build context holds a link to a path outside of it: ${h.linkname}`);
+        }
+        const existing = this.entries.get(target);
+        if (!existing || existing.type !== 'file') throw invalidArgument(`the build context holds a hard link to a missing file: ${h.name} -> ${h.linkname}`);
+        this.add(rel, { ...existing, ...base });
+        return;
       }
-      const existing = this.entries.get(target);
-      if (!existing || existing.type !== 'file') throw invalidArgument(`the build context holds a hard link to a missing file: ${h.name} -> ${h.linkname}`);
-      this.add(rel, { ...existing, ...base });
+      default:
+      // devices, fifos and sockets are not part of a build context
     }
-    // devices, fifos and sockets are not part of a build context
   }
 
   private add(rel: string, entry: IndexEntry): void {
@@ -224,6 +223,53 @@ export class BuildContext implements SourceTree {
     if (this.spoolFh) await (await this.spoolFh).close().catch(() => {});
     this.spoolFh = undefined;
     await fsp.rm(this.spool, { force: true });
+  }
+}
+
+const SPOOL_WRITE = 4 << 20;
+
+/** TarReader's sink: file data is hashed and queued for the spool, entries go to the index. */
+class SpoolSink implements TarSink {
+  private chunks: Buffer[] = [];
+  buffered = 0;
+  private position = 0;
+  private header: TarHeader | undefined;
+  private hash: crypto.Hash | undefined;
+  private offset = 0;
+  /** The last entry was read to its end. */
+  complete = true;
+
+  constructor(private readonly ctx: BuildContext) {}
+
+  entry(header: TarHeader): void {
+    this.complete = false;
+    this.header = header;
+    this.offset = this.position + this.buffered;
+    this.hash = header.type === 'file' ? crypto.createHash('sha256') : undefined;
+  }
+
+  data(bytes: Buffer): void {
+    if (!this.hash) return;
+    this.hash.update(bytes);
+    this.chunks.push(bytes); // stream chunks are not reused: no copy needed
+    this.buffered += bytes.length;
+  }
+
+  entryEnd(): void {
+    const h = this.header!;
+    const size = this.position + this.buffered - this.offset;
+    this.ctx.record(h, this.hash ? { offset: this.offset, size, digest: this.hash.digest('hex') } : undefined);
+    this.hash = undefined;
+    this.complete = true;
+  }
+
+  async flush(out: fsp.FileHandle): Promise<void> {
+    if (!this.buffered) return;
+    const data = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    await out.write(data, 0, data.length, this.position);
+    this.position += data.length;
   }
 }
 

@@ -1,6 +1,5 @@
 /**
- * COPY and ADD into an image's root filesystem (a mounted overlay whose
- * upper dir becomes the step's layer), with Docker's rules: a directory
+ * COPY and ADD into a new layer on top of an image, with Docker's rules: a directory
  * source copies its contents; several sources need a destination ending in
  * `/`; a file goes into a directory destination under its own name;
  * missing parent directories are created (0755, owned by --chown's user or
@@ -12,7 +11,6 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, invalidArgument, notFound } from '../../core/errdefs/index.js';
-import { secureJoin } from '../runtime/rootfs-path.js';
 import { type SourceNode, type SourceTree, expandSource } from './source-tree.js';
 
 export interface Owner {
@@ -66,53 +64,104 @@ export interface CopyOptions {
 
 const PARALLEL_FILES = 16;
 const BUFFER_SIZE = 1 << 20;
+const MAX_LINKS = 255;
 
-export class RootfsWriter {
-  private readonly parents = new Map<string, string>();
+/**
+ * Writes a step's changes straight into a new layer directory, looking up
+ * what already exists through a view of the image (a mounted overlay of its
+ * layers). What the view shows is "copied up" the way overlayfs would: a
+ * parent directory that exists in the image is created in the layer with
+ * the image's mode and owner. COPY never deletes, so the layer needs no
+ * whiteouts: an entry in it hides whatever the image has at that path.
+ */
+export class LayerTarget {
   private readonly buffers: Buffer[] = [];
+  private readonly ensured = new Set<string>();
 
-  constructor(private readonly root: string) {}
+  constructor(
+    /** The image's filesystem, read only. */
+    private readonly image: string,
+    /** The new layer's directory. */
+    private readonly layer: string,
+  ) {}
 
-  /** Host path for an image path whose parents are resolved inside the root; the last component is not followed. */
-  private async hostPath(imagePath: string): Promise<string> {
-    const parent = path.posix.dirname(imagePath);
-    let resolved = this.parents.get(parent);
-    if (!resolved) {
-      resolved = await secureJoin(this.root, parent);
-      this.parents.set(parent, resolved);
-    }
-    return path.join(resolved, path.posix.basename(imagePath));
-  }
-
-  private async existing(host: string): Promise<fs.Stats | undefined> {
+  private async lstatIn(root: string, rel: string): Promise<fs.Stats | undefined> {
     try {
-      return await fsp.lstat(host);
+      return await fsp.lstat(rel ? path.join(root, rel) : root);
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return undefined;
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       throw err;
     }
   }
 
-  async isDirectory(imagePath: string): Promise<boolean> {
-    const host = await secureJoin(this.root, imagePath);
-    return (await this.existing(host))?.isDirectory() ?? false;
+  /** What a path is in the image with this layer on top. */
+  private async lstat(rel: string): Promise<{ st: fs.Stats; inLayer: boolean } | undefined> {
+    const inLayer = await this.lstatIn(this.layer, rel);
+    if (inLayer) return { st: inLayer, inLayer: true };
+    const inImage = await this.lstatIn(this.image, rel);
+    return inImage ? { st: inImage, inLayer: false } : undefined;
   }
 
-  /** mkdir -p inside the root; new directories get mode 0755 and the owner. */
-  async mkdirAll(imagePath: string, owner: Owner): Promise<void> {
-    const parts = imagePath.split('/').filter(Boolean);
-    let cur = '/';
-    for (const part of parts) {
-      cur = path.posix.join(cur, part);
-      const host = await secureJoin(this.root, cur);
-      const st = await this.existing(host);
-      if (st?.isDirectory()) continue;
-      if (st) await fsp.rm(host, { recursive: true, force: true });
-      await fsp.mkdir(host, { mode: 0o755 });
-      await fsp.chmod(host, 0o755);
-      await fsp.lchown(host, owner.uid, owner.gid);
+  /** Resolves symlinks in an image path inside the root (as securejoin does), over the layered view. */
+  private async resolve(imagePath: string): Promise<string> {
+    const done: string[] = [];
+    const queue = imagePath.split('/');
+    let links = 0;
+    while (queue.length) {
+      const part = queue.shift()!;
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        done.pop();
+        continue;
+      }
+      const rel = [...done, part].join('/');
+      const found = await this.lstat(rel);
+      if (!found?.st.isSymbolicLink()) {
+        done.push(part);
+        continue;
+      }
+      if (++links > MAX_LINKS) throw invalidArgument(`too many levels of symbolic links: ${imagePath}`);
+      const target = await fsp.readlink(path.join(found.inLayer ? this.layer : this.image, rel));
+      if (target.startsWith('/')) done.length = 0;
+      queue.unshift(...target.split('/'));
     }
-    this.parents.clear(); // resolutions may have changed
+    return done.join('/');
+  }
+
+  async isDirectory(imagePath: string): Promise<boolean> {
+    return (await this.lstat(await this.resolve(imagePath)))?.st.isDirectory() ?? false;
+  }
+
+  /**
+   * Makes sure a resolved directory path exists in the layer: copied up
+   * from the image when it is a directory there, else created (0755, owner).
+   */
+  private async ensureDir(rel: string, owner: Owner): Promise<void> {
+    if (rel === '' || this.ensured.has(rel)) return;
+    await this.ensureDir(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', owner);
+    const inLayer = await this.lstatIn(this.layer, rel);
+    if (inLayer?.isDirectory()) {
+      this.ensured.add(rel);
+      return;
+    }
+    const host = path.join(this.layer, rel);
+    if (inLayer) await fsp.rm(host, { force: true });
+    const inImage = await this.lstatIn(this.image, rel);
+    await fsp.mkdir(host, { mode: 0o700 });
+    if (inImage?.isDirectory()) {
+      await fsp.lchown(host, inImage.uid, inImage.gid);
+      await fsp.chmod(host, inImage.mode & 0o7777);
+    } else {
+      await fsp.lchown(host, owner.uid, owner.gid);
+      await fsp.chmod(host, 0o755);
+    }
+    this.ensured.add(rel);
+  }
+
+  /** mkdir -p of an image path: new directories get mode 0755 and the owner. */
+  async mkdirAll(imagePath: string, owner: Owner): Promise<void> {
+    await this.ensureDir(await this.resolve(imagePath), owner);
   }
 
   /** Copies one planned source to its destination. */
@@ -120,19 +169,22 @@ export class RootfsWriter {
     const defaultOwner = o.owner ?? { uid: 0, gid: 0 };
     if (item.node.type === 'directory') {
       await this.mkdirAll(o.dest, defaultOwner);
-      await this.copyChildren(tree, item.path, o.dest, o);
+      await this.copyChildren(tree, item.path, await this.resolve(o.dest), o);
       return;
     }
-    let target = o.dest;
+    let target: string;
     if (o.destIsDir || (await this.isDirectory(o.dest))) {
       await this.mkdirAll(o.dest, defaultOwner);
-      target = path.posix.join(o.dest, item.name);
+      target = path.posix.join(await this.resolve(o.dest), item.name);
     } else {
-      await this.mkdirAll(path.posix.dirname(o.dest), defaultOwner);
+      const parent = await this.resolve(path.posix.dirname(o.dest));
+      await this.ensureDir(parent, defaultOwner);
+      target = parent ? `${parent}/${path.posix.basename(o.dest)}` : path.posix.basename(o.dest);
     }
     await this.copyEntry(tree, item.path, item.node, target, o);
   }
 
+  /** Copies a directory's children into the resolved layer directory dest. */
   private async copyChildren(tree: SourceTree, dir: string, dest: string, o: CopyOptions): Promise<void> {
     const names = await tree.list(dir);
     const subdirs: [string, string][] = [];
@@ -144,7 +196,7 @@ export class RootfsWriter {
         const src = dir ? `${dir}/${name}` : name;
         const node = await tree.lstat(src);
         if (!node) continue;
-        const target = path.posix.join(dest, name);
+        const target = dest ? `${dest}/${name}` : name;
         await this.copyEntry(tree, src, node, target, o);
         if (node.type === 'directory') subdirs.push([src, target]);
       }
@@ -153,20 +205,22 @@ export class RootfsWriter {
     for (const [src, target] of subdirs.sort((a, b) => a[0].localeCompare(b[0]))) await this.copyChildren(tree, src, target, o);
   }
 
+  /** Writes one entry at a resolved layer path whose parent is in the layer. */
   private async copyEntry(tree: SourceTree, src: string, node: SourceNode, target: string, o: CopyOptions): Promise<void> {
-    const host = await this.hostPath(target);
+    const host = path.join(this.layer, target);
     const owner = o.owner ?? (o.keepOwners ? { uid: node.uid, gid: node.gid } : { uid: 0, gid: 0 });
     const mode = o.mode ?? node.mode;
-    const st = await this.existing(host);
+    const existing = await this.lstatIn(this.layer, target);
     if (node.type === 'directory') {
-      if (st && !st.isDirectory()) await fsp.rm(host, { force: true });
-      if (!st?.isDirectory()) await fsp.mkdir(host, { mode: 0o700 });
-      await fsp.chmod(host, mode);
+      if (existing && !existing.isDirectory()) await fsp.rm(host, { force: true });
+      if (!existing?.isDirectory()) await fsp.mkdir(host, { mode: 0o700 });
       await fsp.lchown(host, owner.uid, owner.gid);
+      await fsp.chmod(host, mode);
       await fsp.utimes(host, node.mtime, node.mtime);
+      this.ensured.add(target);
       return;
     }
-    if (st) await fsp.rm(host, { recursive: true, force: true });
+    if (existing) await fsp.rm(host, { recursive: true, force: true });
     if (node.type === 'symlink') {
       await fsp.symlink(node.linkname ?? '', host);
       await fsp.lchown(host, owner.uid, owner.gid);

@@ -57,14 +57,18 @@ export class BuildService {
       await fsp.rm(workDir, { recursive: true, force: true });
     };
     let context: BuildContext | undefined;
+    const t0 = performance.now();
+    const ms = (): number => Math.round(performance.now() - t0);
     try {
       context = await BuildContext.receive(body, workDir, signal);
+      const received = ms();
       const dockerfile = await readDockerfile(context, options.dockerfile);
       const ctx = context;
       return {
         run: async (out) => {
           const builder = new Builder({ ...this.deps, cache: this.cache, workDir }, dockerfile, ctx, options, out, signal);
           const id = await builder.run();
+          this.deps.log.debug('build finished', { image: shortId(id), receivedMs: received, builtMs: ms() });
           out.aux({ ID: id });
           out.stream(`Successfully built ${shortId(id)}\n`);
           for (const tag of options.tags) {

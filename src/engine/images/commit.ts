@@ -8,7 +8,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ContentStore } from '../../core/content/store.js';
-import type { Snapshotter } from '../../core/snapshots/snapshotter.js';
+import type { LayerDraft, Snapshotter } from '../../core/snapshots/snapshotter.js';
 import { type Digest, chainIDs, sha256Digest } from '../../core/images/digest.js';
 import {
   type HistoryEntry,
@@ -20,9 +20,14 @@ import {
 } from '../../core/images/types.js';
 import { notFound } from '../../core/errdefs/index.js';
 import { applyLayer } from '../archive/apply-layer.js';
+import { packLayer } from '../archive/pack-layer.js';
+import { diskUsage } from '../snapshots/overlay.js';
 import { rfc3339Nano } from '../../util/time.js';
 import type { ImageService, LayerInput } from './image-service.js';
 import type { ImageRecord } from './image-store.js';
+
+/** A tar with no entries: two zero blocks. */
+const EMPTY_LAYER_SIZE = 1024;
 
 /** The diffID of a tar with no entries (two zero blocks). */
 export const EMPTY_LAYER_DIFF_ID: Digest = 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef';
@@ -32,6 +37,11 @@ export interface CommitRequest {
   parent: Digest | null;
   /** The layer diff as an uncompressed tar; omitted for a config-only image. */
   layer?: Readable;
+  /**
+   * Or the layer as a filled snapshot draft (overlay form): it becomes the
+   * layer as is, and is packed only for its blob and diffID.
+   */
+  draft?: LayerDraft;
   config: ImageRunConfig;
   author?: string;
   comment?: string;
@@ -54,7 +64,11 @@ export class ImageCommitter {
     const parentDiffIDs = parentConfig?.rootfs.diff_ids ?? [];
     const parentChain = chainIDs(parentDiffIDs).at(-1) ?? null;
 
-    const layer = req.layer ? await this.storeLayer(req.layer, parentChain) : undefined;
+    const layer = req.draft
+      ? await this.storeDraft(req.draft, parentChain)
+      : req.layer
+        ? await this.storeLayer(req.layer, parentChain)
+        : undefined;
     const emptyLayer = !layer;
     const now = rfc3339Nano();
     const history: HistoryEntry[] = [
@@ -93,6 +107,36 @@ export class ImageCommitter {
       throw new Error(`image ${parent}: manifest has ${manifest.layers.length} layers, config ${diffIDs.length}`);
     }
     return manifest.layers.map((descriptor, i) => ({ descriptor, diffID: diffIDs[i] }));
+  }
+
+  /** Packs a filled draft into its blob and commits the draft as the layer; undefined when it is empty. */
+  private async storeDraft(draft: LayerDraft, parentChain: Digest | null): Promise<LayerInput | undefined> {
+    const writer = await this.content.writer();
+    try {
+      for await (const chunk of packLayer(draft.dir)) await writer.write(chunk as Buffer);
+      if (writer.size === EMPTY_LAYER_SIZE) {
+        // nothing in it (the unreferenced empty blob, if stored, goes with the next GC)
+        await writer.abort();
+        await draft.discard();
+        return undefined;
+      }
+      const blob = await writer.commit();
+      return await this.commitDraft(draft, blob.digest, blob.size, parentChain);
+    } catch (err) {
+      await writer.abort();
+      await draft.discard();
+      throw err;
+    }
+  }
+
+  private async commitDraft(draft: LayerDraft, diffID: Digest, blobSize: number, parentChain: Digest | null): Promise<LayerInput> {
+    const chainID = parentChain ? sha256Digest(`${parentChain} ${diffID}`) : diffID;
+    if (await this.snapshots.layer(chainID)) {
+      await draft.discard(); // the same diff on the same parent was committed before
+    } else {
+      await draft.commit({ chainID, diffID, parent: parentChain, size: await diskUsage(draft.dir), tarSize: blobSize });
+    }
+    return { descriptor: { mediaType: MediaType.ociLayer, digest: diffID, size: blobSize }, diffID };
   }
 
   /**
