@@ -78,6 +78,10 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   'volume inspect': () => import('./commands/volume.js'),
   'volume rm': () => import('./commands/volume.js'),
   'volume prune': () => import('./commands/volume.js'),
+  cp: () => import('./commands/files.js'),
+  top: () => import('./commands/files.js'),
+  diff: () => import('./commands/files.js'),
+  stats: () => import('./commands/files.js'),
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
@@ -92,6 +96,7 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
     pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top',
+    cp: 'cp', diff: 'diff', stats: 'stats',
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
@@ -143,6 +148,10 @@ Commands:
   unpause     Unpause all processes within one or more containers
   attach      Attach local standard input, output, and error streams to a running container
   port        List port mappings or a specific mapping for the container
+  cp          Copy files/folders between a container and the local filesystem
+  top         Display the running processes of a container
+  diff        Inspect changes to files or directories on a container's filesystem
+  stats       Display a live stream of container(s) resource usage statistics
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   rmi         Remove one or more images
   history     Show the history of an image
