@@ -16,7 +16,6 @@ import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { ContainerRecord } from '../../core/containers/types.js';
 import { BerthError, errnoCode, forbidden, internal, invalidArgument, notFound } from '../../core/errdefs/index.js';
@@ -141,9 +140,25 @@ class TarWriter {
     }
   }
 
-  private entry(header: EntryHeader): Promise<void> {
+  /** Resolves when `event` fires, or at once (with an error) when the transfer is abandoned. */
+  private until(register: (done: (err?: Error | null) => void) => void): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      const onAbort = (): void => finish(new Error('client went away'));
+      const finish = (err?: Error | null): void => {
+        this.signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      if (this.signal.aborted) return onAbort();
+      this.signal.addEventListener('abort', onAbort, { once: true });
+      register(finish);
+    });
+  }
+
+  private entry(header: EntryHeader): Promise<void> {
+    return this.until((done) => {
+      // errors arrive through the callback too; a destroyed pack errors every entry
+      this.pack.entry(header, done).on('error', () => {});
     });
   }
 
@@ -231,8 +246,9 @@ class TarWriter {
 
   /** Exactly header.size bytes: a file that shrank meanwhile is padded, one that grew is cut. */
   private async fileBody(header: EntryHeader, fh: FileHandle): Promise<void> {
-    await new Promise<void>((resolve, reject) => {
-      const sink = this.pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    await this.until((done) => {
+      const sink = this.pack.entry(header, done);
+      sink.on('error', () => {});
       const pump = async (): Promise<void> => {
         let remaining = header.size ?? 0;
         let position = 0;
@@ -243,13 +259,13 @@ class TarWriter {
           const chunk = bytesRead === 0 ? Buffer.alloc(buf.length) : buf.subarray(0, bytesRead);
           position += chunk.length;
           remaining -= chunk.length;
-          if (!sink.write(chunk)) await new Promise<void>((r) => sink.once('drain', () => r()));
+          if (!sink.write(chunk)) await this.until((drained) => sink.once('drain', () => drained()));
         }
         sink.end(null);
       };
       pump().catch((err: Error) => {
         sink.destroy(err);
-        reject(err);
+        done(err);
       });
     });
   }
@@ -438,6 +454,33 @@ class Extractor {
   }
 }
 
+/**
+ * Copies the tar to the response with backpressure; rejects if the
+ * response closes first (the client went away).
+ */
+function send(pack: tar.Pack, out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let finished = false;
+    const fail = (err: Error): void => {
+      if (finished) return;
+      finished = true;
+      pack.destroy(err);
+      reject(err);
+    };
+    pack.on('data', (chunk: unknown) => {
+      if (!out.write(chunk as Buffer)) pack.pause();
+    });
+    out.on('drain', () => pack.resume());
+    pack.on('end', () => {
+      finished = true;
+      out.end(() => resolve());
+    });
+    pack.on('error', (err: Error) => fail(err));
+    out.on('error', (err: Error) => fail(err));
+    out.on('close', () => fail(new Error('the client went away')));
+  });
+}
+
 /** Feeds a Node stream into tar-stream's extractor with backpressure. */
 function feed(source: Readable, extract: tar.Extract): void {
   source.on('data', (chunk: Buffer) => {
@@ -482,16 +525,29 @@ export class ContainerArchive {
         const stat = await this.pathStat(fsx, abs, loc);
         const out = begin(stat);
         const pack = tar.pack();
-        const sending = pipeline(pack, out);
+        // a failed send (the client went away) stops the walk, wherever it waits
+        const abandon = new AbortController();
+        const onAbort = (): void => abandon.abort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        let sendError: unknown;
+        const sending = send(pack, out).catch((err: unknown) => {
+          sendError = err;
+          abandon.abort();
+        });
         try {
-          await new TarWriter(fsx, pack, signal).write(loc, goBase(abs));
+          await new TarWriter(fsx, pack, abandon.signal).write(loc, goBase(abs));
           pack.finalize();
         } catch (err) {
           pack.destroy(err as Error);
-          await sending.catch(() => {});
+          await sending;
+          // the client went away: nobody to tell
+          if (abandon.signal.aborted) return;
           throw err;
+        } finally {
+          signal.removeEventListener('abort', onAbort);
         }
         await sending;
+        if (sendError) return;
         this.events.publish('container', 'archive-path', c.id, this.containers.eventAttributes(c, { path: p }));
       } finally {
         await fsx.close();
