@@ -221,13 +221,15 @@ describe('cp, top, diff, stats', () => {
     await fsp.mkdir(bind);
     await fsp.writeFile(path.join(bind, 'b.txt'), 'bound');
     await ok(['volume', 'create', 'filesvol']);
-    await ok(['run', '-d', '--name', 'mnt', '-v', 'filesvol:/vol', '-v', `${bind}:/bind:ro`, 'busybox', 'sleep', '1000']);
+    await fsp.writeFile(path.join(work, 'single.txt'), 'one file');
+    await ok(['run', '-d', '--name', 'mnt', '-v', 'filesvol:/vol', '-v', `${bind}:/bind:ro`, '-v', `${work}/single.txt:/etc/single.txt`, 'busybox', 'sleep', '1000']);
     const f = path.join(work, 'into-volume');
     await fsp.writeFile(f, 'vol data');
     await ok(['cp', f, 'mnt:/vol/']);
     const mountpoint = (await ok(['volume', 'inspect', '-f', '{{.Mountpoint}}', 'filesvol'])).trim();
     assert.equal(fs.readFileSync(path.join(mountpoint, 'into-volume'), 'utf8'), 'vol data');
     assert.equal((await fetch('mnt', '/bind/b.txt')).get('b.txt')!.body, 'bound');
+    assert.equal((await fetch('mnt', '/etc/single.txt')).get('single.txt')!.body, 'one file');
     const ro = await d.docker(['cp', f, 'mnt:/bind/']);
     assert.notEqual(ro.code, 0);
     assert.match(ro.stderr, /mounted volume is marked read-only/);

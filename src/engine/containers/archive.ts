@@ -651,6 +651,8 @@ export class ContainerArchive {
       return invalidArgument(err.message);
     }
     const code = errnoCode(err);
+    // a mount's source missing on the host
+    if ((code === 'ENOENT' || code === 'ENOTDIR') && input) return notFound(`Could not find the file ${p} in container ${input}`);
     if (code === 'EROFS') return forbidden(`read-only file system: ${(err as Error).message}`);
     if (code === 'EXDEV') return invalidArgument(`hard links cannot cross mounts: ${(err as Error).message}`);
     if (code === 'ENOSPC' || code === 'EDQUOT') return internal(`no space left on device: ${(err as Error).message}`);

@@ -1265,7 +1265,13 @@ export class ContainerService {
     const mounts: FsMount[] = [];
     for (const m of c.mounts) {
       if (m.Type === 'tmpfs' || !m.Source) continue; // lives only inside the container's namespace
-      mounts.push({ destination: m.Destination, source: m.Source, readOnly: !m.RW, kind: m.Type });
+      let isDir = true;
+      try {
+        isDir = fs.statSync(m.Source).isDirectory();
+      } catch {
+        // gone from the host: lookups below it fail as "not found"
+      }
+      mounts.push({ destination: m.Destination, source: m.Source, readOnly: !m.RW, kind: isDir ? m.Type : 'file' });
     }
     // /etc files berthd bind-mounts (a container sharing another's network uses that one's)
     if (!c.hostConfig.NetworkMode.startsWith('container:')) {
