@@ -55,12 +55,22 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   create: () => import('./commands/run.js'),
   start: () => import('./commands/run.js'),
   attach: () => import('./commands/run.js'),
+  exec: () => import('./commands/run.js'),
+  update: () => import('./commands/modify.js'),
+  commit: () => import('./commands/modify.js'),
   images: () => import('./commands/images.js'),
   import: () => import('./commands/images.js'),
   tag: () => import('./commands/images.js'),
   rmi: () => import('./commands/images.js'),
   history: () => import('./commands/images.js'),
   'image prune': () => import('./commands/images.js'),
+  pull: () => import('./commands/distribution.js'),
+  push: () => import('./commands/distribution.js'),
+  login: () => import('./commands/distribution.js'),
+  logout: () => import('./commands/distribution.js'),
+  save: () => import('./commands/distribution.js'),
+  load: () => import('./commands/distribution.js'),
+  export: () => import('./commands/distribution.js'),
   version: () => import('./commands/system.js'),
   info: () => import('./commands/system.js'),
   events: () => import('./commands/system.js'),
@@ -95,12 +105,12 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     port: 'port',
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
-    pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top',
-    cp: 'cp', diff: 'diff', stats: 'stats',
+    pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top', exec: 'exec',
+    update: 'update', commit: 'commit', cp: 'cp', diff: 'diff', stats: 'stats',
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
-    inspect: 'image inspect', prune: 'image prune',
+    inspect: 'image inspect', prune: 'image prune', pull: 'pull', push: 'push', save: 'save', load: 'load',
   },
   system: { info: 'info', df: 'system df', events: 'events' },
   volume: {
@@ -121,6 +131,8 @@ Common Commands:
   run         Create and run a new container from an image
   ps          List containers
   images      List images
+  pull        Download an image from a registry
+  push        Upload an image to a registry
   import      Import the contents from a tarball to create a filesystem image
   version     Show the Berth version information
   info        Display system-wide information
@@ -147,7 +159,10 @@ Commands:
   pause       Pause all processes within one or more containers
   unpause     Unpause all processes within one or more containers
   attach      Attach local standard input, output, and error streams to a running container
+  exec        Execute a command in a running container
   port        List port mappings or a specific mapping for the container
+  update      Update configuration of one or more containers
+  commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   top         Display the running processes of a container
   diff        Inspect changes to files or directories on a container's filesystem
@@ -156,6 +171,11 @@ Commands:
   rmi         Remove one or more images
   history     Show the history of an image
   events      Get real time events from the server
+  login       Log in to a registry
+  logout      Log out from a registry
+  save        Save one or more images to a tar archive
+  load        Load an image from a tar archive or STDIN
+  export      Export a container's filesystem as a tar archive
 
 Global Options:
 ${flagHelp(GLOBAL_FLAGS)}

@@ -115,7 +115,7 @@ function expandEnv(entries: string[]): string[] {
   return out;
 }
 
-function parseSize(v: string, what: string): number {
+export function parseSize(v: string, what: string): number {
   try {
     return parseRamBytes(v);
   } catch {
@@ -251,7 +251,7 @@ function parseUlimit(v: string): { Name: string; Soft: number; Hard: number } {
   return { Name: m[1], Soft: Number(m[2]), Hard: Number(m[3] ?? m[2]) };
 }
 
-function parseRestart(v: string): HostConfig['RestartPolicy'] {
+export function parseRestart(v: string): HostConfig['RestartPolicy'] {
   const [name, count] = v.split(':');
   if (!['no', 'always', 'on-failure', 'unless-stopped', ''].includes(name)) throw new UsageError(`invalid restart policy ${name}`);
   if (count !== undefined && name !== 'on-failure') throw new UsageError(`maximum retry count cannot be used with restart policy '${name}'`);

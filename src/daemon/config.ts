@@ -1,6 +1,7 @@
 /** berthd's command line. Flags follow dockerd's names where they exist. */
 import path from 'node:path';
 import { Logger, type LogLevel } from '../util/log.js';
+import { DEFAULT_REGISTRY_CONFIG, type RegistryConfig } from '../engine/distribution/registry-hosts.js';
 
 export interface DaemonConfig {
   dataRoot: string;
@@ -20,6 +21,8 @@ export interface DaemonConfig {
   bip?: string;
   /** Subnets for user-defined networks: base CIDR and the size of each. */
   addressPool: { base: string; size: number };
+  /** Mirrors, insecure registries, CA files, download/upload concurrency. */
+  registry: RegistryConfig;
 }
 
 export const DEFAULTS: DaemonConfig = {
@@ -33,6 +36,7 @@ export const DEFAULTS: DaemonConfig = {
   conmonPath: 'conmon',
   bridge: 'berth0',
   addressPool: { base: '10.211.0.0/16', size: 24 },
+  registry: DEFAULT_REGISTRY_CONFIG,
 };
 
 export const USAGE = `Usage: berthd [OPTIONS]
@@ -52,6 +56,11 @@ Options:
   -b, --bridge string          Bridge interface of the default network (default "berth0")
       --bip string             Default bridge address and prefix, e.g. 172.30.0.1/16
       --default-address-pool   Pool for user-defined networks: base=CIDR,size=N (default base=10.211.0.0/16,size=24)
+      --registry-mirror url    Registry to try first for docker.io images (repeatable)
+      --insecure-registry host Registry (host[:port] or CIDR) allowed over HTTP or unverified TLS (repeatable)
+      --registry-certs-dir dir CA files per registry: <dir>/<host[:port]>/*.crt (default "/etc/berth/certs.d")
+      --max-concurrent-downloads int  Layer downloads at once per pull (default 3)
+      --max-concurrent-uploads int    Layer uploads at once per push (default 5)
   -h, --help                   Print usage
   -v, --version                Print version
 `;
@@ -59,7 +68,12 @@ Options:
 export class UsageError extends Error {}
 
 export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' | 'version' {
-  const cfg: DaemonConfig = { ...DEFAULTS, hosts: [] };
+  const cfg: DaemonConfig = { ...DEFAULTS, hosts: [], registry: { ...DEFAULTS.registry, mirrors: [], insecure: [] } };
+  const positive = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`invalid value for ${name}: ${v} (a positive integer)`);
+    return n;
+  };
   const take = (i: number, name: string): string => {
     const v = argv[i + 1];
     if (v === undefined) throw new UsageError(`flag needs an argument: ${name}`);
@@ -133,6 +147,21 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' 
         cfg.addressPool = { base: m[1], size: Number(m[2]) };
         break;
       }
+      case '--registry-mirror':
+        cfg.registry.mirrors.push(value());
+        break;
+      case '--insecure-registry':
+        cfg.registry.insecure.push(value());
+        break;
+      case '--registry-certs-dir':
+        cfg.registry.certsDir = path.resolve(value());
+        break;
+      case '--max-concurrent-downloads':
+        cfg.registry.maxConcurrentDownloads = positive(arg, value());
+        break;
+      case '--max-concurrent-uploads':
+        cfg.registry.maxConcurrentUploads = positive(arg, value());
+        break;
       case '-h':
       case '--help':
         return 'help';

@@ -13,6 +13,8 @@ import { errorMessage } from '../core/errdefs/index.js';
 import { Filters } from '../core/filters.js';
 import { LocalContentStore } from '../engine/content/local.js';
 import { ContainerService } from '../engine/containers/container-service.js';
+import { ContainerCommitter } from '../engine/containers/commit.js';
+import { ImageCommitter } from '../engine/images/commit.js';
 import { ImageService } from '../engine/images/image-service.js';
 import { ConmonRuntime } from '../engine/runtime/conmon.js';
 import { OverlaySnapshotter } from '../engine/snapshots/overlay.js';
@@ -21,10 +23,13 @@ import { AARDVARK_PATHS, NETAVARK_PATHS, findBinary } from '../engine/networks/n
 import { systemInfo, versionInfo } from '../engine/system/info.js';
 import { ApiServer } from '../server/http-server.js';
 import { Router } from '../server/router.js';
-import { containerRoutes } from '../server/routers/containers.js';
+import { commitRoute, containerRoutes } from '../server/routers/containers.js';
 import { imageRoutes } from '../server/routers/images.js';
 import { networkRoutes } from '../server/routers/networks.js';
 import { volumeRoutes } from '../server/routers/volumes.js';
+import { execRoutes } from '../server/routers/exec.js';
+import { ExecService } from '../engine/containers/exec-service.js';
+import { HealthMonitor } from '../engine/containers/health.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
@@ -33,6 +38,10 @@ import { ContainerArchive } from '../engine/containers/archive.js';
 import { ContainerChanges } from '../engine/containers/diff.js';
 import { ContainerStats } from '../engine/containers/stats.js';
 import { ContainerTop } from '../engine/containers/top.js';
+import { distributionRoutes, type DistributionBackend } from '../server/routers/distribution.js';
+import { DistributionService } from '../engine/distribution/service.js';
+import { SaveLoad } from '../engine/images/save-load.js';
+import { exportRootfs, sweepExportMounts } from '../engine/archive/export-rootfs.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
 import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
@@ -145,10 +154,39 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   containers.setMounts(mounts);
   // records first: networking restores addresses and ports from them; then
   // containers, whose writable layers image GC must know about
+  const execs = new ExecService(containers, runtime, cfg.execRoot, events, log.child({ component: 'exec' }));
+  await execs.init();
+  containers.execIds = (id) => execs.idsFor(id);
+  const health = new HealthMonitor(
+    execs,
+    { get: (id) => containers.get(id), save: (c) => containers.store.save(c), eventAttributes: (c, extra) => containers.eventAttributes(c, extra) },
+    events,
+    log.child({ component: 'health' }),
+  );
+  containers.onStarted = (c) => health.started(c);
+  containers.onStopped = (c) => health.stopped(c.id);
+  containers.onRemoved = (id) => execs.forgetContainer(id);
   const records = await containers.load();
   await networks?.init(records);
   await containers.init();
+  for (const c of containers.all()) if (c.state.Running && !c.state.Restarting) health.started(c, true);
   await images.init();
+  const distribution = new DistributionService(content, snapshots, images, events, cfg.registry, log.child({ component: 'distribution' }));
+  const saveLoad = new SaveLoad(content, snapshots, images, events, path.join(cfg.dataRoot, 'tmp'), log.child({ component: 'save-load' }));
+  await saveLoad.init();
+  const exportDir = path.join(cfg.execRoot, 'export');
+  await sweepExportMounts(exportDir);
+  const dist: DistributionBackend = {
+    pullReference: (fromImage, tag) => DistributionService.pullReference(fromImage, tag),
+    parsePlatform: (text) => DistributionService.platform(text),
+    pull: (ref, o) => distribution.pull(ref, o),
+    push: (ref, o) => distribution.push(ref, o),
+    login: (auth) => distribution.login(auth),
+    resolveForSave: (names) => saveLoad.resolveForSave(names),
+    save: (items, out) => saveLoad.save(items as ReturnType<SaveLoad['resolveForSave']>, out),
+    load: (body, progress) => saveLoad.load(body, progress),
+    exportContainer: async (name) => exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
+  };
 
   const [runcVersion, conmonVersion, id] = await Promise.all([
     firstLineOf(runcPath, ['--version']),
@@ -190,7 +228,10 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     changes: (id) => changes.changes(id),
     stats: (id, options, emit, signal) => stats.stats(id, options, emit, signal),
   });
-  imageRoutes(router, images);
+  commitRoute(router, new ContainerCommitter(containers, images, new ImageCommitter(content, snapshots, images), events));
+  execRoutes(router, execs);
+  imageRoutes(router, images, dist);
+  distributionRoutes(router, dist);
   volumeRoutes(router, {
     create: async (body) => volumes.view(await volumes.create(body)),
     list: (filters) => volumes.list(filters, (n) => mounts.usedBy(n)),

@@ -77,10 +77,14 @@ describe('daemon restarts', () => {
     await eventually(async () => (await d.docker(['inspect', id])).code !== 0, 10_000, 'auto-removal');
   });
 
-  test('after a simulated host reboot every container is stopped and can start again', async () => {
+  test('after a simulated host reboot containers are stopped, except those whose restart policy starts them', async () => {
     await d.docker(['run', '-d', '--name', 'reboot-a', 'busybox', 'sleep', '1000']);
     await d.docker(['run', '-d', '--name', 'reboot-b', '--memory', '64m', 'busybox', 'sleep', '1000']);
-    const pids = [(await state('reboot-a')).Pid, (await state('reboot-b')).Pid];
+    await d.docker(['run', '-d', '--name', 'reboot-always', '--restart', 'always', 'busybox', 'sleep', '1000']);
+    await d.docker(['run', '-d', '--name', 'reboot-unless', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);
+    await d.docker(['run', '-d', '--name', 'reboot-stopped', '--restart', 'unless-stopped', 'busybox', 'sleep', '1000']);
+    assert.equal((await d.docker(['stop', '-t', '0', 'reboot-stopped'])).code, 0);
+    const pids = await Promise.all(['reboot-a', 'reboot-b', 'reboot-always', 'reboot-unless'].map(async (n) => (await state(n)).Pid));
     await d.stopDaemon('SIGKILL');
     // the "reboot": every monitor and container process of this daemon dies, mounts go away
     const bundles = path.join(d.execRoot, 'containers');
@@ -110,14 +114,17 @@ describe('daemon restarts', () => {
     }
     await fsp.rm(d.execRoot, { recursive: true, force: true }); // /run is a tmpfs on a real host
     await d.launch();
-    for (const name of ['reboot-a', 'reboot-b']) {
+    for (const name of ['reboot-a', 'reboot-b', 'reboot-stopped']) {
       const s = await state(name);
       assert.equal(s.Running, false, `${name} is not running after the reboot`);
       assert.equal(s.Status, 'exited');
     }
+    for (const name of ['reboot-always', 'reboot-unless']) {
+      await eventually(async () => (await state(name)).Status === 'running', 10_000, `${name} started again by its restart policy`);
+    }
     assert.equal((await d.docker(['start', 'reboot-a', 'reboot-b'])).code, 0);
     assert.equal((await state('reboot-b')).Running, true);
-    assert.equal((await d.docker(['rm', '-f', 'reboot-a', 'reboot-b'])).code, 0);
+    assert.equal((await d.docker(['rm', '-f', 'reboot-a', 'reboot-b', 'reboot-always', 'reboot-unless', 'reboot-stopped'])).code, 0);
     const leftovers = (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(d.dataRoot));
     assert.deepEqual(leftovers, [], 'no mounts left behind');
   });

@@ -1,5 +1,7 @@
 /** run, create, start and attach: the commands that bring a container to life. */
+import fs from 'node:fs';
 import { ApiError, type EngineClient } from '../../client/client.js';
+import { FrameReader } from '../../server/stdcopy.js';
 import type { Command, CliContext } from '../cli.js';
 import { CommandFailed } from '../cli.js';
 import type { Flags } from '../flags.js';
@@ -39,23 +41,10 @@ async function createContainer(ctx: CliContext, f: Flags): Promise<{ id: string;
   return { id: res.Id, image };
 }
 
-/** Pulls through the daemon, printing the progress lines. */
+/** Pulls through the daemon (with stored credentials), progress on stderr as docker run does. */
 export async function pullImage(ctx: CliContext, image: string, quiet: boolean): Promise<void> {
-  const client = ctx.client();
-  const at = image.indexOf('@');
-  const colon = image.lastIndexOf(':');
-  const slash = image.lastIndexOf('/');
-  let fromImage = image;
-  let tag: string | undefined;
-  if (at < 0 && colon > slash) {
-    fromImage = image.slice(0, colon);
-    tag = image.slice(colon + 1);
-  }
-  const res = await client.stream('POST', '/images/create', { query: { fromImage, tag: tag ?? (at < 0 ? 'latest' : undefined) } });
-  await client.progress(res, (m) => {
-    if (quiet) return;
-    if (m.status && !m.progressDetail) ctx.err(`${m.id ? `${String(m.id)}: ` : ''}${String(m.status)}`);
-  });
+  const { pull } = await import('./distribution.js');
+  await pull(ctx, image, { quiet, out: process.stderr });
 }
 
 const runCommand: Command = {
@@ -227,4 +216,101 @@ const attachCommand: Command = {
   },
 };
 
-export const commands: Command[] = [runCommand, createCommand, startCommand, attachCommand];
+const execCommand: Command = {
+  name: 'exec',
+  usage: 'exec [OPTIONS] CONTAINER COMMAND [ARG...]',
+  description: 'Execute a command in a running container',
+  flags: [
+    { name: 'detach', short: 'd', type: 'bool', description: 'Detached mode: run command in the background' },
+    { name: 'interactive', short: 'i', type: 'bool', description: 'Keep STDIN open even if not attached' },
+    { name: 'tty', short: 't', type: 'bool', description: 'Allocate a pseudo-TTY' },
+    { name: 'user', short: 'u', type: 'string', description: 'Username or UID (format: "<name|uid>[:<group|gid>]")' },
+    { name: 'workdir', short: 'w', type: 'string', description: 'Working directory inside the container' },
+    { name: 'env', short: 'e', type: 'strings', description: 'Set environment variables' },
+    { name: 'env-file', type: 'strings', description: 'Read in a file of environment variables' },
+    { name: 'privileged', type: 'bool', description: 'Give extended privileges to the command' },
+    { name: 'detach-keys', type: 'string', description: 'Override the key sequence for detaching a container' },
+  ],
+  interspersed: false,
+  minArgs: 2,
+  errorCode: 126,
+  async run(ctx, f) {
+    const client = ctx.client();
+    const [container, ...cmd] = f.args;
+    const tty = f.bool('tty');
+    const interactive = f.bool('interactive');
+    const detach = f.bool('detach');
+    const env = [...f.strings('env-file').flatMap((file) => readEnvFile(file)), ...f.strings('env')];
+    const size: [number, number] | undefined = tty && process.stdout.isTTY ? [process.stdout.rows ?? 0, process.stdout.columns ?? 0] : undefined;
+    const { Id } = await client.json<{ Id: string }>('POST', `/containers/${encodeURIComponent(container)}/exec`, {
+      body: {
+        AttachStdin: interactive && !detach,
+        AttachStdout: !detach,
+        AttachStderr: !detach,
+        Tty: tty,
+        Cmd: cmd,
+        Env: env,
+        User: f.string('user') || undefined,
+        WorkingDir: f.string('workdir') || undefined,
+        Privileged: f.bool('privileged'),
+        DetachKeys: f.string('detach-keys') || undefined,
+        ConsoleSize: size,
+      },
+    });
+    if (detach) {
+      await client.call('POST', `/exec/${Id}/start`, { body: { Detach: true, Tty: tty } });
+      return 0;
+    }
+    const { socket, head } = await client.hijack('POST', `/exec/${Id}/start`, { body: { Detach: false, Tty: tty, ConsoleSize: size } });
+    const reader = tty ? undefined : new FrameReader((st, d) => (st === 2 ? process.stderr : process.stdout).write(d));
+    const onData = (chunk: Buffer): void => {
+      if (reader) reader.push(chunk);
+      else process.stdout.write(chunk);
+    };
+    if (head.length) onData(head);
+    socket.on('data', onData);
+    let restore = (): void => {};
+    if (interactive) {
+      const stdin = process.stdin;
+      const raw = tty && stdin.isTTY;
+      if (raw) stdin.setRawMode(true);
+      const forward = (b: Buffer): void => void socket.write(b);
+      const endInput = (): void => void socket.end();
+      stdin.on('data', forward);
+      stdin.on('end', endInput);
+      stdin.resume();
+      restore = () => {
+        stdin.off('data', forward);
+        stdin.off('end', endInput);
+        if (raw) stdin.setRawMode(false);
+        stdin.pause();
+      };
+    } else socket.end();
+    let stopResize = (): void => {};
+    if (tty && process.stdout.isTTY) {
+      const resize = (): void => void client.call('POST', `/exec/${Id}/resize`, { query: { h: process.stdout.rows, w: process.stdout.columns } }).catch(() => {});
+      resize();
+      process.stdout.on('resize', resize);
+      stopResize = () => process.stdout.off('resize', resize);
+    }
+    await new Promise<void>((resolve) => {
+      socket.on('end', resolve);
+      socket.on('close', resolve);
+      socket.on('error', resolve);
+    });
+    restore();
+    stopResize();
+    const info = await client.json<{ ExitCode: number | null; Running: boolean }>('GET', `/exec/${Id}/json`);
+    return info.ExitCode ?? 0;
+  },
+};
+
+function readEnvFile(file: string): string[] {
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/\r$/, ''))
+    .filter((l) => l.trim() && !l.trimStart().startsWith('#'));
+}
+
+export const commands: Command[] = [runCommand, createCommand, startCommand, attachCommand, execCommand];

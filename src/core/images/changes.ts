@@ -2,6 +2,7 @@
  * Dockerfile-style `--change` instructions for import and commit:
  * CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR.
  */
+import path from 'node:path';
 import { invalidArgument } from '../errdefs/index.js';
 import type { ImageRunConfig } from './types.js';
 
@@ -71,15 +72,17 @@ export function parseKeyValues(args: string, instruction: string): [string, stri
   });
 }
 
+/** Replaces KEY in place (keeping the order, as Docker does) or appends it. */
 function setEnv(env: string[], key: string, value: string): string[] {
-  const out = env.filter((e) => e.split('=')[0] !== key);
-  out.push(`${key}=${value}`);
-  return out;
+  const entry = `${key}=${value}`;
+  const i = env.findIndex((e) => e.split('=')[0] === key);
+  return i < 0 ? [...env, entry] : env.map((e, j) => (j === i ? entry : e));
 }
 
 /** Applies change lines to a copy of the config. */
 export function applyChanges(base: ImageRunConfig, changes: readonly string[]): ImageRunConfig {
   const config: ImageRunConfig = structuredClone(base);
+  let cmdSet = false;
   for (const raw of changes) {
     const line = raw.trim();
     if (!line) continue;
@@ -92,8 +95,14 @@ export function applyChanges(base: ImageRunConfig, changes: readonly string[]): 
       case 'CMD':
       case 'ENTRYPOINT': {
         const list = parseJsonArray(args) ?? (args.trim() ? ['/bin/sh', '-c', args.trim()] : []);
-        if (instruction === 'CMD') config.Cmd = list;
-        else config.Entrypoint = list;
+        if (instruction === 'CMD') {
+          config.Cmd = list;
+          cmdSet = true;
+        } else {
+          config.Entrypoint = list;
+          // A new entrypoint drops the inherited CMD unless one was given too.
+          if (!cmdSet) config.Cmd = null;
+        }
         break;
       }
       case 'ENV':
@@ -116,7 +125,7 @@ export function applyChanges(base: ImageRunConfig, changes: readonly string[]): 
         break;
       }
       case 'WORKDIR':
-        config.WorkingDir = args.trim();
+        config.WorkingDir = path.posix.resolve(config.WorkingDir || '/', args.trim());
         break;
       case 'USER':
         config.User = args.trim();

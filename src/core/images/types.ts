@@ -61,6 +61,16 @@ export interface HealthConfig {
 
 /** The runtime part of an image config (`config` in OCI, Docker's field names). */
 export interface ImageRunConfig {
+  /** The container fields below appear in configs made by `docker commit`. */
+  Hostname?: string;
+  Domainname?: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Image?: string;
   User?: string;
   ExposedPorts?: Record<string, object>;
   Env?: string[];

@@ -10,13 +10,15 @@ export interface LayerInfo {
   parent: Digest | null;
   /** Bytes of file content in this layer alone. */
   size: number;
+  /** Bytes of the layer's plain tar (its diff), when known: save writes it without decompressing twice. */
+  tarSize?: number;
 }
 
 /** A directory being filled with a layer's files before it is committed. */
 export interface LayerDraft {
   /** Where the layer's files go. */
   readonly dir: string;
-  commit(info: { chainID: Digest; diffID: Digest; parent: Digest | null; size: number }): Promise<LayerInfo>;
+  commit(info: { chainID: Digest; diffID: Digest; parent: Digest | null; size: number; tarSize?: number }): Promise<LayerInfo>;
   discard(): Promise<void>;
 }
 

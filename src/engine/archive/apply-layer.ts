@@ -1,30 +1,21 @@
 /**
- * Unpacks a layer tar into an empty directory, converting Docker/OCI
- * whiteouts to overlayfs form (.wh.NAME -> 0:0 char device, .wh..wh..opq ->
- * trusted.overlay.opaque=y), and hashes the stream on the way to get the
- * layer's diffID.
+ * Layer unpacking from the main thread's side: LayerUnpacker is a Writable
+ * that takes a layer's plain tar stream and hands it, in 1 MiB batches, to
+ * an unpack worker (unpack-worker.ts) that hashes it (the diffID), checks
+ * containment and writes the files into a fresh directory with overlayfs
+ * whiteouts. applyLayer() is the one-call form for a Readable.
  *
- * Containment: every entry path is cleaned; one that leaves the root is
- * refused, and no entry is ever written through a symlink (the directory is
- * fresh and we remember every symlink we create, so a prefix that is a
- * symlink is refused). Files are created with O_EXCL, so an existing
- * symlink at the final path is never followed either. On any error the
- * caller discards the whole directory.
+ * Containment rules live in layer-writer.ts. On any error the caller
+ * discards the whole directory.
  */
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import fsp from 'node:fs/promises';
-import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
+import { Worker } from 'node:worker_threads';
 import type { Digest } from '../../core/images/digest.js';
-import { errnoCode, invalidArgument } from '../../core/errdefs/index.js';
-import { native, S_IFBLK, S_IFCHR, S_IFIFO } from '../runtime/native.js';
+import { invalidArgument } from '../../core/errdefs/index.js';
+import type { FromWorker, ToWorker } from './unpack-worker.js';
 
-export const WHITEOUT_PREFIX = '.wh.';
-export const OPAQUE_WHITEOUT = '.wh..wh..opq';
-export const OVERLAY_OPAQUE_XATTR = 'trusted.overlay.opaque';
+export { cleanEntryPath, WHITEOUT_PREFIX, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR } from './layer-writer.js';
 
 export interface ApplyResult {
   diffID: Digest;
@@ -40,235 +31,140 @@ export interface ApplyOptions {
   onProgress?: (tarBytes: number) => void;
 }
 
-const SMALL_FILE = 1 << 20;
+const BATCH = 1 << 20;
+/** Bytes handed to the worker but not yet written, before we stop accepting more. */
+const MAX_IN_FLIGHT = 8 << 20;
+const WORKER_URL = new URL('./unpack-worker.js', import.meta.url);
 
-/** Cleans a tar entry name to a path relative to the root; throws if it escapes. */
-export function cleanEntryPath(name: string): string {
-  const normalized = path.posix.normalize('/' + name).slice(1).replace(/\/+$/, '');
-  // normalize('/' + x) resolves ".." against the root; detect names that needed to climb out.
-  const raw = name.split('/').filter((p) => p !== '' && p !== '.');
-  let depth = 0;
-  for (const part of raw) {
-    depth += part === '..' ? -1 : 1;
-    if (depth < 0) throw invalidArgument(`invalid tar entry: path escapes the layer: ${JSON.stringify(name)}`);
+/** The process umask, read once when the module loads (at daemon start): reading it means setting it back. */
+const UMASK = ((): number => {
+  const value = process.umask(0o022);
+  process.umask(value);
+  return value;
+})();
+
+/** A Writable of plain tar bytes; `result` settles once the worker wrote everything. */
+export class LayerUnpacker extends Writable {
+  readonly result: Promise<ApplyResult>;
+  /** Settles once the worker (and its file writers) exited: nothing writes into the directory after it. */
+  readonly exited: Promise<void>;
+  private readonly worker: Worker;
+  private batch = new Uint8Array(BATCH);
+  private batchLength = 0;
+  private inFlight = 0;
+  private consumed = 0;
+  private waiting: (() => void) | null = null;
+  private failure: Error | null = null;
+  private settled = false;
+  private settle!: { resolve: (r: ApplyResult) => void; reject: (e: Error) => void };
+
+  constructor(
+    root: string,
+    private readonly options: ApplyOptions = {},
+  ) {
+    super({ highWaterMark: BATCH });
+    this.result = new Promise<ApplyResult>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.result.catch(() => {}); // observed by whoever awaits it
+    this.worker = new Worker(WORKER_URL, { workerData: { root, umask: UMASK } });
+    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => {
+      if (code !== 0) this.fail(new Error(`unpack worker exited with ${code}`));
+    });
+    options.signal?.addEventListener('abort', () => this.destroy(new Error('aborted')), { once: true });
   }
-  return normalized;
-}
 
-interface DeferredDir {
-  rel: string;
-  mtime: Date;
-}
-
-class LayerWriter {
-  private readonly symlinks = new Set<string>();
-  private readonly knownDirs = new Set<string>(['']);
-  private readonly dirTimes: DeferredDir[] = [];
-  size = 0;
-
-  constructor(private readonly root: string) {}
-
-  private abs(rel: string): string {
-    return rel === '' ? this.root : path.join(this.root, rel);
-  }
-
-  /** Refuses paths whose parent chain passes through a symlink we created. */
-  private checkPrefixes(rel: string): void {
-    const parts = rel.split('/');
-    let prefix = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      prefix = prefix ? `${prefix}/${parts[i]}` : parts[i];
-      if (this.symlinks.has(prefix)) {
-        throw invalidArgument(`invalid tar entry: ${JSON.stringify(rel)} passes through symlink ${JSON.stringify(prefix)}`);
-      }
+  private onMessage(msg: FromWorker): void {
+    switch (msg.type) {
+      case 'ack':
+        this.inFlight -= msg.bytes;
+        this.consumed += msg.bytes;
+        this.options.onProgress?.(this.consumed);
+        if (this.waiting && this.inFlight < MAX_IN_FLIGHT) {
+          const w = this.waiting;
+          this.waiting = null;
+          w();
+        }
+        break;
+      case 'done':
+        this.settled = true;
+        this.settle.resolve({ diffID: msg.diffID as Digest, size: msg.size, tarSize: msg.tarSize });
+        void this.worker.terminate();
+        break;
+      case 'error':
+        this.fail(msg.invalid ? invalidArgument(msg.message) : new Error(msg.message));
+        break;
     }
   }
 
-  private async ensureParents(rel: string): Promise<void> {
-    const parts = rel.split('/');
-    let prefix = '';
-    for (let i = 0; i < parts.length - 1; i++) {
-      prefix = prefix ? `${prefix}/${parts[i]}` : parts[i];
-      if (this.knownDirs.has(prefix)) continue;
-      const p = this.abs(prefix);
-      try {
-        await fsp.mkdir(p, { mode: 0o755 });
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
-        const st = await fsp.lstat(p);
-        if (!st.isDirectory()) throw invalidArgument(`invalid tar entry: parent ${JSON.stringify(prefix)} is not a directory`);
-      }
-      this.knownDirs.add(prefix);
-    }
+  private fail(err: Error): void {
+    if (this.failure || this.settled) return;
+    this.failure = err;
+    this.settle.reject(err);
+    void this.worker.terminate();
+    const w = this.waiting;
+    this.waiting = null;
+    w?.();
+    if (!this.destroyed) this.destroy(err);
   }
 
-  /** Removes whatever is at rel (unless keepDir and it is a directory). */
-  private async clear(rel: string, keepDir: boolean): Promise<boolean> {
-    const p = this.abs(rel);
-    let st: fs.Stats;
-    try {
-      st = await fsp.lstat(p);
-    } catch (err) {
-      if (errnoCode(err) === 'ENOENT') return false;
-      throw err;
-    }
-    if (st.isDirectory()) {
-      if (keepDir) return true;
-      await fsp.rm(p, { recursive: true, force: true });
-      for (const s of this.symlinks) if (s.startsWith(rel + '/')) this.symlinks.delete(s);
-      for (const d of this.knownDirs) if (d === rel || d.startsWith(rel + '/')) this.knownDirs.delete(d);
-    } else {
-      await fsp.unlink(p);
-      this.symlinks.delete(rel);
-    }
-    return false;
+  private send(bytes: Uint8Array): void {
+    this.inFlight += bytes.length;
+    const msg: ToWorker = { type: 'data', bytes };
+    this.worker.postMessage(msg, [bytes.buffer as ArrayBuffer]);
   }
 
-  async entry(header: tar.Header, stream: Readable): Promise<void> {
-    let drained = false;
-    try {
-      const rel = cleanEntryPath(header.name);
-      const base = path.posix.basename(rel);
-
-      if (base.startsWith(WHITEOUT_PREFIX)) {
-        this.checkPrefixes(rel);
-        await this.ensureParents(rel);
-        const dir = path.posix.dirname(rel) === '.' ? '' : path.posix.dirname(rel);
-        if (base === OPAQUE_WHITEOUT) {
-          native().lsetxattr(this.abs(dir), OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
-        } else if (!base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
-          const target = dir ? `${dir}/${base.slice(WHITEOUT_PREFIX.length)}` : base.slice(WHITEOUT_PREFIX.length);
-          await this.clear(target, false);
-          native().mknod(this.abs(target), S_IFCHR | 0o000, 0, 0);
-        }
-        // other .wh..wh.* names are aufs bookkeeping: nothing to apply
-        return;
-      }
-
-      const mode = (header.mode ?? 0o644) & 0o7777;
-      const uid = header.uid ?? 0;
-      const gid = header.gid ?? 0;
-      const mtime = header.mtime ?? new Date(0);
-
-      if (rel === '') {
-        if (header.type === 'directory') {
-          await fsp.chown(this.root, uid, gid);
-          await fsp.chmod(this.root, mode);
-          this.dirTimes.push({ rel: '', mtime });
-        }
-        return;
-      }
-
-      this.checkPrefixes(rel);
-      await this.ensureParents(rel);
-      const p = this.abs(rel);
-
-      switch (header.type) {
-        case 'directory': {
-          const exists = await this.clear(rel, true);
-          if (!exists) await fsp.mkdir(p, { mode });
-          this.knownDirs.add(rel);
-          await fsp.lchown(p, uid, gid);
-          await fsp.chmod(p, mode);
-          this.dirTimes.push({ rel, mtime });
-          break;
-        }
-        case 'file':
-        case 'contiguous-file':
-        case null:
-        case undefined: {
-          await this.clear(rel, false);
-          const size = header.size ?? 0;
-          if (size <= SMALL_FILE) {
-            const chunks: Buffer[] = [];
-            for await (const chunk of stream) chunks.push(chunk as Buffer);
-            drained = true;
-            await fsp.writeFile(p, Buffer.concat(chunks), { flag: 'wx', mode: 0o600 });
-          } else {
-            await pipeline(stream, fs.createWriteStream(p, { flags: 'wx', mode: 0o600 }));
-            drained = true;
-          }
-          this.size += size;
-          await fsp.lchown(p, uid, gid);
-          await fsp.chmod(p, mode);
-          await fsp.lutimes(p, mtime, mtime);
-          break;
-        }
-        case 'symlink': {
-          await this.clear(rel, false);
-          await fsp.symlink(header.linkname ?? '', p);
-          this.symlinks.add(rel);
-          await fsp.lchown(p, uid, gid);
-          await fsp.lutimes(p, mtime, mtime);
-          break;
-        }
-        case 'link': {
-          const target = cleanEntryPath(header.linkname ?? '');
-          if (target === '') throw invalidArgument(`invalid tar entry: hard link ${JSON.stringify(rel)} to the root`);
-          this.checkPrefixes(target);
-          if (this.symlinks.has(path.posix.dirname(target))) {
-            throw invalidArgument(`invalid tar entry: hard link target ${JSON.stringify(target)} passes through a symlink`);
-          }
-          let st: fs.Stats;
-          try {
-            st = await fsp.lstat(this.abs(target));
-          } catch (err) {
-            if (errnoCode(err) === 'ENOENT') {
-              throw invalidArgument(`invalid tar entry: hard link target ${JSON.stringify(header.linkname)} is not in the layer`);
-            }
-            throw err;
-          }
-          if (st.isDirectory()) throw invalidArgument(`invalid tar entry: hard link to directory ${JSON.stringify(target)}`);
-          await this.clear(rel, false);
-          await fsp.link(this.abs(target), p);
-          if (st.isSymbolicLink()) this.symlinks.add(rel);
-          break;
-        }
-        case 'character-device':
-        case 'block-device':
-        case 'fifo': {
-          await this.clear(rel, false);
-          const kind = header.type === 'fifo' ? S_IFIFO : header.type === 'block-device' ? S_IFBLK : S_IFCHR;
-          native().mknod(p, kind | mode, header.devmajor ?? 0, header.devminor ?? 0);
-          await fsp.lchown(p, uid, gid);
-          await fsp.chmod(p, mode);
-          await fsp.lutimes(p, mtime, mtime);
-          break;
-        }
-        default:
-          // pax and GNU meta headers are consumed by the parser; anything else is ignored as Docker does
-          return;
-      }
-      this.applyXattrs(p, header);
-    } finally {
-      if (!drained) stream.resume();
-    }
+  private flushBatch(): void {
+    if (this.batchLength === 0) return;
+    const full = this.batch.subarray(0, this.batchLength);
+    const out = this.batchLength === BATCH ? full : full.slice();
+    this.batch = new Uint8Array(BATCH);
+    this.batchLength = 0;
+    this.send(out);
   }
 
-  private applyXattrs(p: string, header: tar.Header): void {
-    const pax = header.pax as Record<string, unknown> | null | undefined;
-    if (!pax) return;
-    for (const [key, value] of Object.entries(pax)) {
-      if (!key.startsWith('SCHILY.xattr.') || typeof value !== 'string') continue;
-      const name = key.slice('SCHILY.xattr.'.length);
-      // The tar parser decodes PAX values as UTF-8; binary values (such as
-      // security.capability) do not survive that, so skip rather than corrupt.
-      if (value.includes('\uFFFD')) continue;
-      try {
-        native().lsetxattr(p, name, Buffer.from(value, 'utf8'));
-      } catch (err) {
-        const code = errnoCode(err);
-        if (code !== 'ENOTSUP' && code !== 'EPERM') throw err;
-      }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.failure) return cb(this.failure);
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(BATCH - this.batchLength, chunk.length - off);
+      this.batch.set(chunk.subarray(off, off + n), this.batchLength);
+      this.batchLength += n;
+      off += n;
+      if (this.batchLength === BATCH) this.flushBatch();
     }
+    if (this.inFlight < MAX_IN_FLIGHT) return cb();
+    this.waiting = () => cb(this.failure);
   }
 
-  /** Directory times last: writing children changed them. Deepest first. */
-  async finish(): Promise<void> {
-    this.dirTimes.sort((a, b) => b.rel.split('/').length - a.rel.split('/').length);
-    for (const d of this.dirTimes) {
-      await fsp.lutimes(this.abs(d.rel), d.mtime, d.mtime).catch(() => {});
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.failure) return cb(this.failure);
+    this.flushBatch();
+    const end: ToWorker = { type: 'end' };
+    this.worker.postMessage(end);
+    this.result.then(
+      () => cb(),
+      (err: Error) => cb(err),
+    );
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (err) this.fail(err);
+    else if (!this.failure && !this.settled) {
+      // destroyed before the end: the result never comes
+      this.failure = new Error('layer unpacking was interrupted');
+      this.settle.reject(this.failure);
+      void this.worker.terminate();
     }
+    cb(err);
+  }
+
+  /** Stops the worker (if it still runs) and resolves once it is gone, before the caller removes the directory. */
+  async stop(): Promise<void> {
+    if (!this.destroyed) this.destroy();
+    void this.worker.terminate();
+    await this.exited;
   }
 }
 
@@ -278,45 +174,16 @@ class LayerWriter {
  * read, hashed and written.
  */
 export async function applyLayer(source: Readable, root: string, options: ApplyOptions = {}): Promise<ApplyResult> {
-  const hash = crypto.createHash('sha256');
-  const extract = tar.extract();
-  const writer = new LayerWriter(root);
-  let tarSize = 0;
-  let sourceError: Error | undefined;
-
-  const onAbort = (): void => {
-    source.destroy(new Error('aborted'));
-  };
-  options.signal?.addEventListener('abort', onAbort, { once: true });
-
-  source.on('data', (chunk: Buffer) => {
-    hash.update(chunk);
-    tarSize += chunk.length;
-    options.onProgress?.(tarSize);
-    if (!extract.write(chunk)) source.pause();
-  });
-  extract.on('drain', () => source.resume());
-  source.on('end', () => extract.end(null));
-  source.on('error', (err: Error) => {
-    sourceError = err;
-    extract.destroy(err);
-  });
-
+  const unpacker = new LayerUnpacker(root, options);
   try {
-    for await (const entry of extract) {
-      await writer.entry(entry.header, entry as unknown as Readable);
-    }
-    if (sourceError) throw sourceError;
-    if (tarSize === 0) throw invalidArgument('invalid tar: the archive is empty');
-    await writer.finish();
+    await pipeline(source, unpacker);
   } catch (err) {
-    source.destroy();
-    if (err instanceof Error && /Invalid tar header|Unexpected end of data|not a tar/i.test(err.message)) {
-      throw invalidArgument(`invalid tar archive: ${err.message}`);
-    }
+    await unpacker.stop();
+    // the worker's own error says more than the stream's
+    await unpacker.result.catch((workerErr: unknown) => {
+      throw workerErr;
+    });
     throw err;
-  } finally {
-    options.signal?.removeEventListener('abort', onAbort);
   }
-  return { diffID: `sha256:${hash.digest('hex')}`, size: writer.size, tarSize };
+  return unpacker.result;
 }

@@ -4,6 +4,7 @@
  * starts the container; we connect to conmon between `runc create` and
  * `runc start`, so no output is lost.
  */
+import { DetachFilter } from '../../core/containers/detach-keys.js';
 import type { AttachConnection } from '../runtime/conmon.js';
 
 export interface AttachInput {
@@ -12,6 +13,8 @@ export interface AttachInput {
 }
 
 export interface AttachClient {
+  /** The detach sequence (bytes); none when empty. */
+  detachKeys?: number[];
   stdin: boolean;
   stdout: boolean;
   stderr: boolean;
@@ -50,15 +53,32 @@ export class AttachHub {
     for (const c of this.take(id)) c.close();
   }
 
-  static connect(client: AttachClient, conn: AttachConnection): void {
+  /**
+   * Plumbs a client to a conmon attach connection. `onEnd` decides when the
+   * client's stream closes (exec waits for the exit code first); detaching
+   * closes the client but leaves the process running.
+   */
+  static connect(client: AttachClient, conn: AttachConnection, onEnd: () => void = () => client.close()): void {
     conn.on('data', (stream: number, data: Buffer) => {
       if (stream === 1 && client.stdout) client.output(1, data);
       else if (stream === 2 && client.stderr) client.output(2, data);
     });
-    conn.on('end', () => client.close());
+    conn.on('end', onEnd);
     if (client.stdin && client.input) {
-      client.input.on('data', (chunk) => conn.write(chunk));
-      client.input.on('end', () => conn.endInput());
+      const filter = new DetachFilter(client.detachKeys ?? []);
+      let detached = false;
+      client.input.on('data', (chunk) => {
+        if (detached) return;
+        const { out, detach } = filter.push(chunk);
+        if (out.length) conn.write(out);
+        if (detach) {
+          detached = true;
+          client.close();
+        }
+      });
+      client.input.on('end', () => {
+        if (!detached) conn.endInput();
+      });
     }
     client.onGone(() => conn.close());
   }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { CreateContainerBody, EndpointSettings } from '../../api/types.js';
+import type { CreateContainerBody, EndpointSettings, HostConfig } from '../../api/types.js';
 import type { ContainerRecord, ContainerState, MountPoint } from '../../core/containers/types.js';
 import { parseSignal, signalNumber } from '../../core/containers/signals.js';
 import type { Digest } from '../../core/images/digest.js';
@@ -34,10 +34,11 @@ import { secureJoin } from '../runtime/rootfs-path.js';
 import { DEFAULT_PATH, buildSpec, type OciMount } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { AttachHub, type AttachClient } from './attach.js';
+import { validateHealthConfig } from './health.js';
 import type { ContainerMounts } from './mounts.js';
 import type { FilesystemView, FsMount } from './container-fs.js';
 import { ContainerStore } from './container-store.js';
-import { buildHostConfig, commandOf, logLimits, mergeConfig, validateName } from './create-config.js';
+import { buildHostConfig, commandOf, logLimits, mergeConfig, validateHostConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
 import { type LogEntry, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
 
@@ -244,6 +245,25 @@ export class ContainerService {
     return path.join(this.dir(id), 'rootfs');
   }
 
+  /** Where a running container's root filesystem is mounted on the host. */
+  rootfsPath(id: string): string {
+    return this.rootfs(id);
+  }
+
+  /** The container's writable layer (overlay upper dir, whiteouts and all). */
+  async upperDir(id: string): Promise<string> {
+    return (await this.snapshots.mounts(id)).upperDir;
+  }
+
+  get(id: string): ContainerRecord | undefined {
+    return this.store.get(id);
+  }
+
+  /** Exec session IDs of a container (set by the composition root). */
+  execIds: (containerId: string) => string[] = () => [];
+  /** Called when a container is removed (exec sessions go with it). */
+  onRemoved: (containerId: string) => void = () => {};
+
   bundle(id: string): string {
     return path.join(this.config.execRoot, 'containers', id);
   }
@@ -283,6 +303,23 @@ export class ContainerService {
       } else {
         await this.unmountRootfs(c.id);
         await fsp.rm(this.bundle(c.id), { recursive: true, force: true });
+      }
+    }
+    // restart policies at daemon start: a back-off cut short resumes; "always"
+    // containers start again, "unless-stopped" ones unless someone stopped them
+    for (const c of this.store.all()) {
+      if (c.state.Status === 'restarting' && !this.restartTimers.has(c.id)) {
+        c.state = { ...c.state, Status: 'exited', Running: false, Restarting: false };
+        if (this.shouldRestart(c, c.state.ExitCode)) await this.scheduleRestart(c, 0);
+        else await this.store.save(c);
+        continue;
+      }
+      if (c.state.Running || !c.hasBeenStarted || c.hostConfig.AutoRemove) continue;
+      const policy = c.hostConfig.RestartPolicy.Name;
+      if (policy === 'always' || (policy === 'unless-stopped' && !c.manuallyStopped)) {
+        setImmediate(() => {
+          this.start(c.id).catch((err) => this.log.warn('restart at daemon start failed', { id: shortId(c.id), error: errorMessage(err) }));
+        });
       }
     }
     // leftovers of interrupted creates and removals
@@ -372,13 +409,15 @@ export class ContainerService {
 
   private async housekeeping(): Promise<void> {
     for (const c of this.store.all()) {
-      if (!c.state.Running) continue;
+      // a container waiting out its restart back-off has no monitor, by design
+      if (!c.state.Running || c.state.Restarting) continue;
       try {
         if (c.logMaxSize > 0) await rotateLogs(this.dir(c.id), c.logMaxFiles);
         if (!this.conmonAlive(c) && (await this.runtime.readExit(c.id)) === undefined) {
           this.log.warn('container monitor died', { id: shortId(c.id) });
           await this.locks.run(c.id, async () => {
-            if (this.store.get(c.id)?.state.Running) await this.finishExit(c, 255, false);
+            const cur = this.store.get(c.id);
+            if (cur?.state.Running && !cur.state.Restarting) await this.finishExit(c, 255, false);
           });
         }
       } catch (err) {
@@ -423,6 +462,7 @@ export class ContainerService {
     const { path: cmdPath, args } = commandOf(config);
     const hostConfig = buildHostConfig(body.HostConfig);
     const { maxSize, maxFiles } = logLimits(hostConfig);
+    validateHealthConfig(config.Healthcheck);
     const warnings: string[] = [];
     if (hostConfig.LogConfig.Type === 'none') warnings.push('');
 
@@ -499,7 +539,7 @@ export class ContainerService {
     });
   }
 
-  private async startLocked(c: ContainerRecord): Promise<void> {
+  private async startLocked(c: ContainerRecord, isRestart = false): Promise<void> {
     const id = c.id;
     const pendingDelete = this.runcDeletes.get(id);
     if (pendingDelete) await pendingDelete;
@@ -636,7 +676,8 @@ export class ContainerService {
         logSizeMax: logging ? c.logMaxSize : 0,
         terminal: c.config.Tty,
         stdin: c.config.OpenStdin,
-        stdinOnce: c.config.StdinOnce,
+        // with a tty, stdin stays open when a client detaches (Docker closes it only for plain pipes)
+        stdinOnce: c.config.StdinOnce && !c.config.Tty,
       });
       // runc creates the container while netavark configures its namespace
       const [created] = await Promise.all([creating, network.ready ?? Promise.resolve()]).catch(async (err) => {
@@ -676,7 +717,10 @@ export class ContainerService {
         FinishedAt: ZERO_TIME,
       };
       c.hasBeenStarted = true;
-      c.manuallyStopped = false;
+      if (!isRestart) {
+        c.manuallyStopped = false;
+        this.restartDelays.delete(id);
+      }
       mark('attached');
       await this.runtime.start(id, created.pid);
       mark('started');
@@ -684,6 +728,7 @@ export class ContainerService {
       mark('saved');
       this.log.debug('container started', { id: shortId(id), ms: marks });
       this.events.publish('container', 'start', id, this.eventAttributes(c));
+      this.onStarted(c);
     } catch (err) {
       const message = errorMessage(err);
       this.log.info('container failed to start', { id: shortId(id), error: message });
@@ -788,13 +833,85 @@ export class ContainerService {
     if (oom) this.events.publish('container', 'oom', id, this.eventAttributes(c));
     this.events.publish('container', 'die', id, this.eventAttributes(c, { exitCode: String(code), execDuration: String(execDuration) }));
     this.signals.emit(`exit:${id}`, code);
+    this.onStopped(c);
     mark('exit-signalled');
     if (c.hostConfig.AutoRemove) {
       await this.removeLocked(c).catch((err) => this.log.warn('auto-remove failed', { id: shortId(id), error: err as Error }));
       mark('removed');
+    } else if (this.shouldRestart(c, code)) {
+      await this.scheduleRestart(c, Number.isNaN(startedAt) ? 0 : Date.now() - startedAt);
     }
     this.log.debug('container exit processed', { id: shortId(id), ms: marks });
   }
+
+  // ---- restart policies ----------------------------------------------------
+
+  private readonly restartTimers = new Map<string, NodeJS.Timeout>();
+  private readonly restartDelays = new Map<string, number>();
+
+  /** Containers a forced removal is taking away. */
+  private readonly removing = new Set<string>();
+
+  private shouldRestart(c: ContainerRecord, code: number): boolean {
+    if (c.manuallyStopped || this.removing.has(c.id)) return false;
+    const p = c.hostConfig.RestartPolicy;
+    switch (p.Name) {
+      case 'always':
+      case 'unless-stopped':
+        return true;
+      case 'on-failure':
+        return code !== 0 && (p.MaximumRetryCount === 0 || c.restartCount < p.MaximumRetryCount);
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * Docker's back-off: 100 ms after the first exit, doubling after each
+   * quick one up to a minute, back to 100 ms once a run lasted 10 s.
+   */
+  private async scheduleRestart(c: ContainerRecord, ranMs: number): Promise<void> {
+    const id = c.id;
+    const previous = this.restartDelays.get(id);
+    const delay = ranMs >= 10_000 || previous === undefined ? 100 : Math.min(previous * 2, 60_000);
+    this.restartDelays.set(id, delay);
+    c.state = { ...c.state, Status: 'restarting', Restarting: true, Running: true, Pid: 0 };
+    await this.store.save(c);
+    const timer = setTimeout(() => {
+      this.restartTimers.delete(id);
+      void this.locks
+        .run(id, async () => {
+          const cur = this.store.get(id);
+          if (!cur || cur.state.Status !== 'restarting' || this.removing.has(id)) return;
+          cur.restartCount++;
+          try {
+            await this.startLocked(cur, true);
+          } catch (err) {
+            this.log.warn('restart failed', { id: shortId(id), error: errorMessage(err) });
+            if (this.shouldRestart(cur, cur.state.ExitCode)) await this.scheduleRestart(cur, 0);
+          }
+        })
+        .catch((err) => this.log.error('restarting a container failed', { id: shortId(id), error: err as Error }));
+    }, delay);
+    timer.unref();
+    this.restartTimers.set(id, timer);
+  }
+
+  /** A stop or removal during the back-off: no more restarts; the container is exited. */
+  private async cancelRestart(c: ContainerRecord): Promise<boolean> {
+    const timer = this.restartTimers.get(c.id);
+    if (timer) clearTimeout(timer);
+    this.restartTimers.delete(c.id);
+    if (c.state.Status !== 'restarting') return false;
+    c.state = { ...c.state, Status: 'exited', Restarting: false, Running: false };
+    await this.store.save(c);
+    this.signals.emit(`exit:${c.id}`, c.state.ExitCode);
+    return true;
+  }
+
+  /** Per-container activities that end with the process (set by the composition root). */
+  onStarted: (c: ContainerRecord) => void = () => {};
+  onStopped: (c: ContainerRecord) => void = () => {};
 
   private async unmountRootfs(id: string): Promise<void> {
     const rootfs = this.rootfs(id);
@@ -848,6 +965,12 @@ export class ContainerService {
 
   async stop(input: string, options: { timeout?: number; signal?: string } = {}): Promise<void> {
     const c = this.resolve(input);
+    if (c.state.Status === 'restarting') {
+      c.manuallyStopped = true;
+      await this.locks.run(c.id, () => this.cancelRestart(c));
+      this.events.publish('container', 'stop', c.id, this.eventAttributes(c));
+      return;
+    }
     if (!c.state.Running) throw notModified();
     const sig = parseSignal(options.signal || c.config.StopSignal || 'SIGTERM');
     const timeout = options.timeout ?? c.config.StopTimeout ?? 10;
@@ -868,6 +991,7 @@ export class ContainerService {
     const c = this.resolve(input);
     const sig = parseSignal(signal);
     if (!c.state.Running) throw conflict(`Cannot kill container: ${input}: Container ${c.id} is not running`);
+    if (c.state.Restarting) throw conflict(`Cannot kill container: ${input}: Container ${c.id} is restarting, wait until the container is running`);
     if (sig === 'SIGKILL') {
       c.manuallyStopped = true;
       await this.store.save(c);
@@ -912,6 +1036,44 @@ export class ContainerService {
     this.events.publish('container', 'unpause', c.id, this.eventAttributes(c));
   }
 
+  /**
+   * docker update: new resource limits (applied to a running container's
+   * cgroups through runc) and restart policy, validated as at create.
+   */
+  async update(input: string, changes: Partial<HostConfig>): Promise<{ Warnings: string[] | null }> {
+    const c = this.resolve(input);
+    await this.locks.run(c.id, async () => {
+      const next = mergeUpdate(c.hostConfig, changes);
+      validateHostConfig(next);
+      if (c.state.Running && !c.state.Restarting) {
+        const resources = {
+          memory: {
+            ...(next.Memory > 0 ? { limit: next.Memory } : {}),
+            ...(next.MemoryReservation > 0 ? { reservation: next.MemoryReservation } : {}),
+            ...(next.MemorySwap !== 0 ? { swap: next.MemorySwap } : {}),
+          },
+          cpu: {
+            ...(next.CpuShares > 0 ? { shares: next.CpuShares } : {}),
+            ...(next.NanoCpus > 0 ? { period: 100000, quota: Math.floor((next.NanoCpus * 100000) / 1e9) } : {}),
+            ...(next.NanoCpus === 0 && next.CpuQuota !== 0 ? { quota: next.CpuQuota } : {}),
+            ...(next.NanoCpus === 0 && next.CpuPeriod > 0 ? { period: next.CpuPeriod } : {}),
+            ...(next.CpusetCpus ? { cpus: next.CpusetCpus } : {}),
+            ...(next.CpusetMems ? { mems: next.CpusetMems } : {}),
+          },
+          ...(next.PidsLimit !== null && next.PidsLimit !== undefined && changes.PidsLimit !== undefined ? { pids: { limit: next.PidsLimit > 0 ? next.PidsLimit : -1 } } : {}),
+          ...(next.BlkioWeight > 0 ? { blockIO: { weight: next.BlkioWeight } } : {}),
+        };
+        await this.runtime.runc.update(c.id, resources).catch((err) => {
+          throw invalidArgument(`Cannot update container ${c.id}: ${errorMessage(err)}`);
+        });
+      }
+      c.hostConfig = next;
+      await this.store.save(c);
+    });
+    this.events.publish('container', 'update', c.id, this.eventAttributes(c));
+    return { Warnings: null };
+  }
+
   // ---- rename, remove, wait ----------------------------------------------
 
   async rename(input: string, newName: string): Promise<void> {
@@ -937,6 +1099,22 @@ export class ContainerService {
 
   async remove(input: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const c = this.resolve(input);
+    if (c.state.Status === 'restarting' && !options.force) {
+      throw conflict(`cannot remove container "/${c.name}": container is restarting: stop the container before removing or force remove`);
+    }
+    if (options.force) {
+      // from here on no restart policy brings it back, whatever exits meanwhile
+      this.removing.add(c.id);
+      await this.locks.run(c.id, () => this.cancelRestart(c));
+    }
+    try {
+      await this.removeStopped(c, options);
+    } finally {
+      this.removing.delete(c.id);
+    }
+  }
+
+  private async removeStopped(c: ContainerRecord, options: { force?: boolean; volumes?: boolean }): Promise<void> {
     if (c.state.Running) {
       if (!options.force) {
         const what = c.state.Paused ? 'paused' : 'running';
@@ -952,6 +1130,7 @@ export class ContainerService {
     await this.locks.run(c.id, async () => {
       const cur = this.store.get(c.id);
       if (!cur) return; // auto-removed meanwhile
+      if (cur.state.Status === 'restarting') await this.cancelRestart(cur);
       if (cur.state.Running) throw conflict(`container ${shortId(c.id)} started again while being removed`);
       await this.removeLocked(cur, options.volumes ?? false);
     });
@@ -959,6 +1138,7 @@ export class ContainerService {
 
   private async removeLocked(c: ContainerRecord, removeVolumes = false): Promise<void> {
     const id = c.id;
+    this.restartDelays.delete(id);
     this.attachHub.closeAll(id);
     this.unwatchLogs(id);
     await this.unmountRootfs(id);
@@ -969,6 +1149,7 @@ export class ContainerService {
     void fsp.rm(this.bundle(id), { recursive: true, force: true }).catch(() => {});
     // `rm -v` and `run --rm` take the container's anonymous volumes with it
     if (removeVolumes || c.hostConfig.AutoRemove) await this.mountsHelper?.removeAnonymous(c);
+    this.onRemoved(id);
     this.events.publish('container', 'destroy', id, this.eventAttributes(c));
     this.signals.emit(`removed:${id}`);
   }
@@ -1146,7 +1327,7 @@ export class ContainerService {
       MountLabel: '',
       ProcessLabel: '',
       AppArmorProfile: '',
-      ExecIDs: null,
+      ExecIDs: this.execIds(c.id).length ? this.execIds(c.id) : null,
       HostConfig: c.hostConfig,
       GraphDriver: {
         Name: 'overlay2',
@@ -1289,6 +1470,45 @@ export class ContainerService {
     const m = await this.snapshots.mounts(c.id);
     return { container: c, upper: m.upperDir, lowers: m.lowerDirs };
   }
+}
+
+/**
+ * docker update's merge: clients send every resource field, zero meaning
+ * "unchanged" (PidsLimit: absent means unchanged), so only set ones apply.
+ * Conflicting options are 409s, as in Docker.
+ */
+function mergeUpdate(current: HostConfig, u: Partial<HostConfig>): HostConfig {
+  const next: HostConfig = { ...current };
+  const numeric = [
+    'BlkioWeight', 'CpuShares', 'NanoCpus', 'CpuPeriod', 'CpuQuota', 'MemorySwap', 'MemoryReservation',
+    'CpuRealtimePeriod', 'CpuRealtimeRuntime',
+  ] as const;
+  if (u.NanoCpus && (current.CpuQuota || current.CpuPeriod) && !u.CpuQuota && !u.CpuPeriod) {
+    throw conflict('Conflicting options: Nano CPUs cannot be updated as CPU Period/Quota has already been set');
+  }
+  if ((u.CpuQuota || u.CpuPeriod) && current.NanoCpus && !u.NanoCpus) {
+    throw conflict('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+  }
+  for (const k of numeric) {
+    const v = u[k];
+    if (typeof v === 'number' && v !== 0) (next as unknown as Record<string, number>)[k] = v;
+  }
+  if (u.CpusetCpus) next.CpusetCpus = u.CpusetCpus;
+  if (u.CpusetMems) next.CpusetMems = u.CpusetMems;
+  if (u.Memory) {
+    if (u.Memory > current.MemorySwap && !u.MemorySwap) {
+      throw conflict('Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+    }
+    next.Memory = u.Memory;
+  }
+  if (u.PidsLimit !== undefined && u.PidsLimit !== null) next.PidsLimit = u.PidsLimit;
+  if (u.RestartPolicy?.Name) {
+    if (u.RestartPolicy.Name !== 'no' && current.AutoRemove) {
+      throw conflict('Restart policy cannot be updated because AutoRemove is enabled for the container');
+    }
+    next.RestartPolicy = { Name: u.RestartPolicy.Name, MaximumRetryCount: u.RestartPolicy.MaximumRetryCount ?? 0 };
+  }
+  return next;
 }
 
 function matchesLabel(labels: Record<string, string> | undefined, expr: string): boolean {

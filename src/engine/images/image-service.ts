@@ -265,7 +265,7 @@ export class ImageService {
       const applied = await applyLayer(stream, draft.dir, { onProgress });
       await writerQueue;
       const blob = await writer.commit(applied.diffID);
-      const layer = await draft.commit({ chainID: applied.diffID, diffID: applied.diffID, parent: null, size: applied.size });
+      const layer = await draft.commit({ chainID: applied.diffID, diffID: applied.diffID, parent: null, size: applied.size, tarSize: applied.tarSize });
       const now = rfc3339Nano();
       const config: ImageConfig = {
         architecture: hostPlatform().architecture,
@@ -455,6 +455,16 @@ export class ImageService {
         );
       }
       await this.untag(img.id, key, records);
+      if (!byReference.digest) {
+        // Docker: once a repository has no tag left on the image, its digest references go too
+        const repo = repositoryName(byReference);
+        const tagsLeft = this.store.tagsOf(img.id).some((t) => repositoryName(parseReference(t)) === repo);
+        if (!tagsLeft) {
+          for (const d of [...(this.store.get(img.id)?.repoDigests ?? [])]) {
+            if (repositoryName(parseReference(d)) === repo) await this.untag(img.id, d, records);
+          }
+        }
+      }
       const remaining = this.store.tagsOf(img.id).length + (this.store.get(img.id)?.repoDigests.length ?? 0);
       if (remaining === 0 && !users.some((u) => u.running) && (force || users.length === 0)) {
         await this.deleteImage(img.id, records);
@@ -560,8 +570,12 @@ export class ImageService {
         keepBlobs.add(img.manifest);
         try {
           const manifest = JSON.parse((await this.content.read(img.manifest)).toString('utf8')) as Manifest;
-          for (const l of manifest.layers ?? []) keepBlobs.add(l.digest);
           const cfg = await this.config(img.id);
+          // A pull skips layers it has as plain tars: then the plain tar is what save and push use.
+          for (const [i, l] of (manifest.layers ?? []).entries()) {
+            const diffID = cfg.rootfs.diff_ids[i];
+            keepBlobs.add(diffID !== undefined && !(await this.content.has(l.digest)) ? diffID : l.digest);
+          }
           for (const c of chainIDs(cfg.rootfs.diff_ids)) keepChains.add(c);
         } catch (err) {
           if (!isKind(err, 'NotFound')) throw err;
@@ -578,7 +592,7 @@ export class ImageService {
       for (const layer of await this.snapshots.listLayers()) {
         if (!keepChains.has(layer.chainID)) {
           this.log.debug('removing unreferenced layer', { chainID: layer.chainID });
-          await this.snapshots.removeLayer(layer.chainID);
+          if (!this.pinnedChains.has(layer.chainID)) await this.snapshots.removeLayer(layer.chainID);
         }
       }
       for (const digest of await this.content.list()) {
@@ -589,6 +603,79 @@ export class ImageService {
 
   /** Blobs an operation in flight has written but not yet recorded (pull, build). */
   readonly pinned = new Set<Digest>();
+  /** Layers (chain IDs) an operation in flight has committed but not yet recorded. */
+  readonly pinnedChains = new Set<Digest>();
+
+  /**
+   * Keeps blobs and layers from garbage collection until the returned
+   * function is called (after the image that uses them is recorded).
+   * Counted, so that two pulls sharing a layer both hold it.
+   */
+  pin(blobs: Digest[], chains: Digest[]): () => void {
+    for (const d of blobs) this.pinCount(this.pinned, d, +1);
+    for (const c of chains) this.pinCount(this.pinnedChains, c, +1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const d of blobs) this.pinCount(this.pinned, d, -1);
+      for (const c of chains) this.pinCount(this.pinnedChains, c, -1);
+    };
+  }
+
+  private readonly pinCounts = new Map<string, number>();
+  private pinCount(set: Set<Digest>, d: Digest, delta: number): void {
+    const key = `${set === this.pinned ? 'b' : 'c'}${d}`;
+    const n = (this.pinCounts.get(key) ?? 0) + delta;
+    if (n > 0) {
+      this.pinCounts.set(key, n);
+      set.add(d);
+    } else {
+      this.pinCounts.delete(key);
+      set.delete(d);
+    }
+  }
+
+  /**
+   * Records an image whose config, manifest and layers are already stored
+   * byte for byte as a registry or an archive gave them (pull, load): the
+   * image ID is the config digest, the manifest digest stays the registry's.
+   */
+  async registerImage(
+    configDigest: Digest,
+    manifestDigest: Digest,
+    repoDigest?: string,
+    options: { preferManifest?: boolean } = {},
+  ): Promise<{ record: ImageRecord; existed: boolean }> {
+    const cfg = await this.config(configDigest);
+    let size = 0;
+    for (const chainID of chainIDs(cfg.rootfs.diff_ids)) {
+      const layer = await this.snapshots.layer(chainID);
+      if (!layer) throw notFound(`layer ${chainID} is not unpacked`);
+      size += layer.size;
+    }
+    let existed = false;
+    await this.store.update((doc) => {
+      const rec = doc.images[configDigest];
+      existed = rec !== undefined;
+      const next: ImageRecord = rec ? { ...rec } : { id: configDigest, manifest: manifestDigest, size, repoDigests: [] };
+      // a registry's manifest whose blobs are all here beats a local one: push is then a copy
+      if (rec && options.preferManifest && rec.manifest !== manifestDigest) next.manifest = manifestDigest;
+      if (repoDigest && !next.repoDigests.includes(repoDigest)) next.repoDigests = [...next.repoDigests, repoDigest];
+      doc.images[configDigest] = next;
+    });
+    return { record: this.store.get(configDigest)!, existed };
+  }
+
+  /** Points an image at another stored manifest (push compressed its layers) and adds a repo digest. */
+  async updateManifest(id: Digest, manifestDigest: Digest, repoDigest?: string): Promise<void> {
+    await this.store.update((doc) => {
+      const rec = doc.images[id];
+      if (!rec) return;
+      rec.manifest = manifestDigest;
+      if (repoDigest && !rec.repoDigests.includes(repoDigest)) rec.repoDigests = [...rec.repoDigests, repoDigest];
+    });
+  }
 
   /** All image records with their familiar names, for `system df` and the like. */
   summaries(): { id: Digest; names: string[]; size: number }[] {

@@ -5,7 +5,7 @@
  * and records the exit code in <exitDir>/<id> when the container ends. It
  * outlives berthd, so containers keep running across daemon restarts.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -34,6 +34,124 @@ export interface CreatedContainer {
 }
 
 export class CreateError extends Error {}
+
+export interface ExecOptions {
+  containerId: string;
+  execId: string;
+  /** The session's directory: process.json, attach socket, ctl fifo. */
+  dir: string;
+  terminal: boolean;
+  stdin: boolean;
+  attach: boolean;
+}
+
+/** Reads conmon's JSON messages ({"data": N, "message": "..."}) off a pipe, one per line. */
+function messages(stream: NodeJS.ReadableStream, onMessage: (m: { data?: number; message?: string }) => void, onEnd: () => void): void {
+  let buf = '';
+  stream.on('data', (b: Buffer) => {
+    buf += b.toString();
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      try {
+        onMessage(JSON.parse(line) as { data?: number; message?: string });
+      } catch {
+        // not a message of conmon's
+      }
+    }
+  });
+  stream.on('end', onEnd);
+  stream.on('error', onEnd);
+}
+
+/**
+ * One exec session under conmon: `ready` resolves when the attach socket
+ * exists (attached sessions), `pid` when the process runs, `exit` with its
+ * exit code (128+signal when killed).
+ */
+export class ExecProcess {
+  readonly ready: Promise<void>;
+  readonly pid: Promise<number>;
+  readonly exit: Promise<number>;
+  private readonly startPipe: NodeJS.WritableStream & { destroy(): void };
+  private stderr = '';
+
+  constructor(child: ChildProcess, attach: boolean, moveOut: (pid: number) => void) {
+    const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+    this.startPipe = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
+    const attachPipe = (child.stdio as unknown as (NodeJS.ReadableStream & { destroy(): void } | null)[])[5] ?? null;
+    child.stderr?.on('data', (b: Buffer) => (this.stderr += b.toString()));
+    let resolvePid!: (pid: number) => void;
+    let rejectPid!: (err: Error) => void;
+    let resolveExit!: (code: number) => void;
+    let rejectExit!: (err: Error) => void;
+    this.pid = new Promise((res, rej) => ((resolvePid = res), (rejectPid = rej)));
+    this.exit = new Promise((res, rej) => ((resolveExit = res), (rejectExit = rej)));
+    this.pid.catch(() => {});
+    this.exit.catch(() => {});
+    let gotPid = false;
+    messages(
+      sync,
+      (m) => {
+        const value = m.data ?? -1;
+        if (!gotPid) {
+          gotPid = true;
+          if (value > 0) resolvePid(value);
+          else {
+            const err = new CreateError(runcMessage(m.message ?? '') || 'exec failed');
+            rejectPid(err);
+            rejectExit(err);
+          }
+          return;
+        }
+        resolveExit(value);
+        sync.destroy();
+      },
+      () => {
+        const err = new CreateError(this.stderr.trim() || 'conmon ended the exec session without a status');
+        if (!gotPid) rejectPid(err);
+        rejectExit(err);
+      },
+    );
+    if (attach && attachPipe) {
+      this.ready = new Promise((res, rej) => {
+        let done = false;
+        messages(
+          attachPipe,
+          () => {
+            if (done) return;
+            done = true;
+            res();
+            attachPipe.destroy();
+          },
+          () => {
+            if (!done) rej(new CreateError(this.stderr.trim() || 'conmon did not set up the exec attach socket'));
+          },
+        );
+      });
+    } else {
+      attachPipe?.destroy();
+      this.ready = Promise.resolve();
+    }
+    this.ready.catch(() => {});
+    child.on('error', (err) => {
+      rejectPid(err);
+      rejectExit(err);
+    });
+    if (child.pid) moveOut(child.pid);
+    child.unref();
+    // conmon waits for a first byte before forking (so it can be moved out of our cgroup)
+    this.startPipe.write('0');
+    if (!attach) this.startPipe.destroy();
+  }
+
+  /** Attached sessions: lets the process start once the caller is connected. */
+  release(): void {
+    this.startPipe.write('0');
+    this.startPipe.destroy();
+  }
+}
 
 /** A pid that exists and is not a zombie. */
 function initAlive(pid: number): boolean {
@@ -176,7 +294,7 @@ export class ConmonRuntime {
    * conmon must not share berthd's cgroups: whoever stops berthd by killing
    * its cgroup would stop every container's monitor with it.
    */
-  private leaveOwnCgroups(pid: number): void {
+  leaveOwnCgroups(pid: number): void {
     if (this.ownCgroups === undefined) {
       this.ownCgroups = [];
       try {
@@ -240,6 +358,39 @@ export class ConmonRuntime {
       throw new CreateError(dead ? 'container process is already dead' : 'cannot start an already running container');
     }
     await fsp.rm(fifo, { force: true });
+  }
+
+  /**
+   * Runs a process in a running container (`runc exec` under conmon). With
+   * attach, conmon sets up the session's attach socket and waits: the caller
+   * connects, then calls release() so the process starts with its output
+   * already being read.
+   */
+  exec(o: ExecOptions): ExecProcess {
+    const args = [
+      '--api-version', '1',
+      '-c', o.containerId,
+      '-u', o.execId.slice(0, 32),
+      '-n', o.execId.slice(0, 12),
+      '-r', this.runc.binary,
+      '-b', o.dir,
+      '-p', path.join(o.dir, 'pidfile'),
+      '--socket-dir-path', this.socketDir,
+      '-l', 'none',
+      '--log-level', 'error',
+      '--exec',
+      '--exec-process-spec', path.join(o.dir, 'process.json'),
+      ...this.runc.globalArgs().flatMap((a) => ['--runtime-arg', a]),
+    ];
+    if (o.attach) args.push('--exec-attach');
+    if (o.terminal) args.push('-t');
+    if (o.stdin) args.push('-i');
+    const child = spawn(this.conmonBinary, args, {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', ...(o.attach ? { _OCI_ATTACHPIPE: '5' } : {}) },
+      detached: true,
+    });
+    return new ExecProcess(child, o.attach, (pid) => this.leaveOwnCgroups(pid));
   }
 
   attach(bundle: string): AttachConnection {

@@ -61,6 +61,12 @@ export class Runc {
     }
   }
 
+  /** New resource limits for a running container (LinuxResources JSON on stdin). */
+  async update(id: string, resources: object): Promise<void> {
+    const r = await run(this.binary, [...this.globalArgs(), 'update', '--resources', '-', id], { input: JSON.stringify(resources) });
+    if (r.code !== 0) throw new RuncError(runcMessage(r.stderr || r.stdout) || `runc update failed (exit ${r.code})`);
+  }
+
   pause(id: string): Promise<string> {
     return this.exec(['pause', id]);
   }

@@ -119,6 +119,29 @@ export interface OciSpec {
   linux: Record<string, unknown>;
 }
 
+let available: string[] | undefined;
+
+/**
+ * The capabilities this daemon holds itself (its bounding set): "all" for a
+ * privileged container or exec cannot mean more (this host's root has no
+ * CAP_SYS_RESOURCE, for one).
+ */
+export function availableCapabilities(): string[] {
+  if (!available) {
+    available = [...ALL_CAPABILITIES];
+    try {
+      const m = /^CapBnd:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+      if (m) {
+        const bits = BigInt(`0x${m[1]}`);
+        available = ALL_CAPABILITIES.filter((_c, i) => (bits >> BigInt(i)) & 1n);
+      }
+    } catch {
+      // no /proc: assume everything
+    }
+  }
+  return available;
+}
+
 export function normalizeCapability(cap: string): string {
   const up = cap.toUpperCase();
   if (up === 'ALL') return 'ALL';
@@ -128,12 +151,17 @@ export function normalizeCapability(cap: string): string {
 }
 
 export function capabilitySet(privileged: boolean, add: readonly string[] = [], drop: readonly string[] = []): string[] {
-  if (privileged) return [...ALL_CAPABILITIES];
+  if (privileged) return availableCapabilities();
   const adds = add.map(normalizeCapability);
   const drops = drop.map(normalizeCapability);
-  let caps = adds.includes('ALL') ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES];
+  let caps = adds.includes('ALL') ? availableCapabilities() : [...DEFAULT_CAPABILITIES];
   if (drops.includes('ALL')) caps = [];
-  for (const c of adds) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
+  const have = availableCapabilities();
+  for (const c of adds) {
+    if (c === 'ALL' || caps.includes(c)) continue;
+    if (!have.includes(c)) throw invalidArgument(`capability ${c} is not available to this daemon, so it cannot be given to a container`);
+    caps.push(c);
+  }
   for (const c of drops) if (c !== 'ALL') caps = caps.filter((x) => x !== c);
   return caps;
 }

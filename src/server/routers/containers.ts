@@ -1,6 +1,6 @@
 /** /containers/* routes over a ContainersBackend (ContainerService satisfies it). */
-import { createContainerSchema, type CreateContainerBody } from '../../api/types.js';
-import { decodeBody } from '../../api/decode.js';
+import { containerConfigSchema, createContainerSchema, hostConfigSchema, type ContainerConfig, type CreateContainerBody, type HostConfig } from '../../api/types.js';
+import { decodeBody, type Schema } from '../../api/decode.js';
 import { invalidArgument } from '../../core/errdefs/index.js';
 import { Filters } from '../../core/filters.js';
 import { parseTimeArg } from '../../util/time.js';
@@ -47,6 +47,7 @@ export interface ContainersBackend {
   attach(id: string, client: AttachClientView): void;
   resize(id: string, h: number, w: number): Promise<void>;
   prune(filters: Filters): Promise<unknown>;
+  update(id: string, changes: Partial<HostConfig>): Promise<unknown>;
 }
 
 const WAIT_CONDITIONS = ['not-running', 'next-exit', 'removed'] as const;
@@ -115,6 +116,18 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
   router.post('/containers/:id/rename', async (ctx) => {
     await b.rename(ctx.params.id, ctx.str('name') ?? '');
     ctx.empty(204);
+  });
+
+  router.post('/containers/:id/update', async (ctx) => {
+    const schema: Schema = {};
+    for (const k of [
+      'CpuShares', 'Memory', 'NanoCpus', 'CpuPeriod', 'CpuQuota', 'CpuRealtimePeriod', 'CpuRealtimeRuntime', 'CpusetCpus', 'CpusetMems',
+      'MemoryReservation', 'MemorySwap', 'MemorySwappiness', 'OomKillDisable', 'PidsLimit', 'BlkioWeight', 'RestartPolicy', 'KernelMemory',
+    ]) {
+      schema[k] = hostConfigSchema[k] ?? 'integer';
+    }
+    const changes = decodeBody<Partial<HostConfig>>(await ctx.body(), schema, 'UpdateConfig');
+    ctx.json(200, await b.update(ctx.params.id, changes));
   });
 
   router.post('/containers/:id/resize', async (ctx) => {
@@ -218,4 +231,32 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
     });
   };
   router.post('/containers/:id/attach', attachHandler);
+}
+
+export interface CommitBackend {
+  commit(
+    container: string,
+    o: { repo?: string; tag?: string; comment?: string; author?: string; pause?: boolean; changes?: string[]; config?: Partial<ContainerConfig> },
+  ): Promise<{ Id: string }>;
+}
+
+/** POST /commit: a container's changes become an image. */
+export function commitRoute(router: Router, b: CommitBackend): void {
+  router.post('/commit', async (ctx) => {
+    const container = ctx.str('container');
+    if (!container) throw invalidArgument('container is required');
+    const text = await ctx.body();
+    // docker CLI sends no body; some clients send "null" or a config to start from
+    const config = text.trim() === '' || text.trim() === 'null' ? undefined : decodeBody<Partial<ContainerConfig>>(text, containerConfigSchema, 'ContainerConfig');
+    const result = await b.commit(container, {
+      repo: ctx.str('repo') || undefined,
+      tag: ctx.str('tag') || undefined,
+      comment: ctx.str('comment') || undefined,
+      author: ctx.str('author') || undefined,
+      pause: ctx.str('pause') === undefined ? true : ctx.bool('pause'),
+      changes: ctx.query.getAll('changes').flatMap((c) => c.split('\n')),
+      config: config && Object.keys(config).length ? config : undefined,
+    });
+    ctx.json(201, result);
+  });
 }

@@ -5,6 +5,7 @@ import { Filters } from '../../core/filters.js';
 import { parseReference } from '../../core/images/reference.js';
 import { applyChanges } from '../../core/images/changes.js';
 import type { Router } from '../router.js';
+import { type DistributionBackend, LazyProgress, registryAuth } from './distribution.js';
 
 export interface ImagesBackend {
   list(filters: Filters, all: boolean, apiVersion: number): Promise<unknown[]>;
@@ -20,7 +21,7 @@ export interface ImagesBackend {
   ): Promise<{ id: string }>;
 }
 
-export function imageRoutes(router: Router, b: ImagesBackend): void {
+export function imageRoutes(router: Router, b: ImagesBackend, dist?: DistributionBackend): void {
   router.get('/images/json', async (ctx) => {
     const filters = Filters.parse(ctx.str('filters'), ['dangling', 'label', 'before', 'since', 'reference', 'until']);
     const legacy = ctx.str('filter');
@@ -32,7 +33,16 @@ export function imageRoutes(router: Router, b: ImagesBackend): void {
     const fromSrc = ctx.str('fromSrc');
     const fromImage = ctx.str('fromImage');
     if (fromSrc === undefined && fromImage === undefined) throw invalidArgument('either fromSrc or fromImage must be given');
-    if (fromImage !== undefined) throw notImplemented('pulling images from a registry is not available in this build of berthd');
+    if (fromImage !== undefined) {
+      if (!dist) throw notImplemented('pulling images from a registry is not available in this build of berthd');
+      // validate before the stream starts, so bad input gets a real status
+      const ref = dist.pullReference(fromImage, ctx.str('tag') || undefined);
+      const platform = dist.parsePlatform(ctx.str('platform') || undefined);
+      const auth = registryAuth(ctx);
+      const progress = new LazyProgress(ctx);
+      await progress.run(() => dist.pull(ref, { platform, auth, progress: progress.write }));
+      return;
+    }
     if (fromSrc !== '-') throw invalidArgument('importing from a URL is not supported: send the archive in the request body (fromSrc=-)');
     const changes = ctx.query.getAll('changes').flatMap((c) => c.split('\n'));
     // Validate everything we can before the stream starts, so errors get a real status.

@@ -1,0 +1,164 @@
+/**
+ * Pull and push of a real image, in one run, side by side:
+ *  - the image: a Debian bookworm minbase rootfs (debootstrap, cached under
+ *    /var/cache/berth-bench/), one gzip layer, pushed by hand to a local
+ *    CNCF distribution registry;
+ *  - pull by berthd (docker CLI -> berthd), pull by Docker 20.10 (Debian
+ *    docker.io, a dockerd of our own), and the floor `gzip -dc | tar -x`;
+ *  - push of the freshly pulled image by both, to a second, empty registry
+ *    (so every byte is uploaded; Docker recompresses, berthd copies).
+ * Prints medians, ratios and the issue's targets:
+ *   pull <= 1.5x floor and <= 0.5x Docker; push <= 0.3x Docker.
+ *
+ *   node dist/bench/pull-push.js [runs=3]
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { TestDaemon } from '../test/helpers/daemon.js';
+import { TestDockerd } from '../test/helpers/dockerd.js';
+import { TestRegistry } from '../test/helpers/registry.js';
+import { putManifest, sha256, uploadBlob } from '../test/helpers/oci.js';
+import { stats, table } from './util.js';
+
+const runs = Number(process.argv[2] ?? 3);
+const CACHE = process.env.BERTH_BENCH_CACHE ?? '/var/cache/berth-bench';
+const ROOTFS_TAR = path.join(CACHE, 'bookworm-minbase.tar');
+const LAYER_GZ = path.join(CACHE, 'bookworm-minbase.tar.gz');
+
+function ensureImageFiles(): void {
+  fs.mkdirSync(CACHE, { recursive: true });
+  if (!fs.existsSync(ROOTFS_TAR)) {
+    console.log('building the Debian minbase rootfs with debootstrap (once)...');
+    const dir = path.join(CACHE, 'rootfs');
+    fs.rmSync(dir, { recursive: true, force: true });
+    execFileSync('debootstrap', ['--variant=minbase', 'bookworm', dir, 'http://deb.debian.org/debian'], { stdio: 'inherit' });
+    execFileSync('tar', ['--numeric-owner', '-C', dir, '-cf', `${ROOTFS_TAR}.tmp`, '.']);
+    fs.renameSync(`${ROOTFS_TAR}.tmp`, ROOTFS_TAR);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (!fs.existsSync(LAYER_GZ)) {
+    execFileSync('bash', ['-c', `gzip -6 -c ${ROOTFS_TAR} > ${LAYER_GZ}.tmp && mv ${LAYER_GZ}.tmp ${LAYER_GZ}`]);
+  }
+}
+
+async function timed(what: string, fn: () => Promise<void> | void): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  console.log(`  ${what}: ${(ms / 1000).toFixed(2)} s`);
+  return ms;
+}
+
+function must(r: { code: number; stdout: string; stderr: string }, what: string): void {
+  if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr || r.stdout}`);
+}
+
+async function main(): Promise<void> {
+  ensureImageFiles();
+  const source = await TestRegistry.start();
+  const berthd = await TestDaemon.start({ busybox: false, args: ['--log-level', 'warn'] });
+  const dockerd = await TestDockerd.start();
+  const floorDir = await fsp.mkdtemp('/tmp/bench-floor-');
+  try {
+    // the image, pushed by hand: one gzip layer, Docker schema 2
+    const base = source.url;
+    const layer = await uploadBlob(base, 'debian', fs.readFileSync(LAYER_GZ));
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        created: '2024-01-01T00:00:00Z',
+        config: { Cmd: ['bash'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+        rootfs: { type: 'layers', diff_ids: [sha256(fs.readFileSync(ROOTFS_TAR))] },
+        history: [{ created: '2024-01-01T00:00:00Z', created_by: 'debootstrap --variant=minbase bookworm' }],
+      }),
+    );
+    const cfg = await uploadBlob(base, 'debian', config);
+    await putManifest(
+      base,
+      'debian',
+      'bookworm',
+      {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: cfg.digest, size: cfg.size },
+        layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
+      },
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
+    const image = `${source.host}/debian:bookworm`;
+    const files = Number(execFileSync('bash', ['-c', `tar -tf ${ROOTFS_TAR} | wc -l`]).toString().trim());
+    console.log(
+      `image: ${image}: one layer of ${(layer.size / 1e6).toFixed(1)} MB gzip, ${(fs.statSync(ROOTFS_TAR).size / 1e6).toFixed(1)} MB tar, ${files} entries; ${runs} runs each\n`,
+    );
+
+    const floor: number[] = [];
+    const berthPull: number[] = [];
+    const dockerPull: number[] = [];
+    const berthPush: number[] = [];
+    const dockerPush: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      console.log(`run ${i + 1}`);
+      const dir = path.join(floorDir, `x${i}`);
+      const pulls: (() => Promise<void>)[] = [
+        async () => {
+          fs.mkdirSync(dir);
+          floor.push(
+            await timed('floor: gzip -dc | tar -x', () => {
+              const r = spawnSync('bash', ['-c', `gzip -dc ${LAYER_GZ} | tar -x --numeric-owner -C ${dir}`]);
+              if (r.status !== 0) throw new Error(`floor failed: ${r.stderr}`);
+            }),
+          );
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+        async () => void berthPull.push(await timed('berthd pull', async () => must(await berthd.docker(['pull', '-q', image], { timeoutMs: 300_000 }), 'berthd pull'))),
+        async () => void dockerPull.push(await timed('Docker 20.10 pull', async () => must(await dockerd.docker(['pull', '-q', image], { timeoutMs: 300_000 }), 'docker pull'))),
+      ];
+      // the order rotates from run to run, so that a busy moment on the machine does not always hit the same one
+      for (let j = 0; j < pulls.length; j++) await pulls[(i + j) % pulls.length]();
+
+      // a new, empty registry each run: every byte is uploaded (no mount, no "already exists")
+      const sink = await TestRegistry.start();
+      try {
+        const target = `${sink.host}/pushed:bookworm`;
+        const dockerTarget = `${sink.host}/docker:bookworm`;
+        must(await berthd.docker(['tag', image, target]), 'tag');
+        must(await dockerd.docker(['tag', image, dockerTarget]), 'tag');
+        berthPush.push(await timed('berthd push', async () => must(await berthd.docker(['push', target], { timeoutMs: 300_000 }), 'berthd push')));
+        dockerPush.push(await timed('Docker 20.10 push', async () => must(await dockerd.docker(['push', dockerTarget], { timeoutMs: 300_000 }), 'docker push')));
+        must(await berthd.docker(['rmi', image, target]), 'rmi');
+        must(await dockerd.docker(['rmi', image, dockerTarget]), 'rmi');
+      } finally {
+        await sink.stop();
+      }
+    }
+    const m = (xs: number[]): number => stats(xs).median;
+    const f = m(floor);
+    const dp = m(dockerPull);
+    const dpush = m(dockerPush);
+    const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+    console.log('\nmedians');
+    console.log(
+      table([
+        ['operation', 'median', 'x floor', 'x Docker 20.10', 'target'],
+        ['floor: gzip -dc | tar -x', s(f), '1.00', '', ''],
+        ['pull: berthd', s(m(berthPull)), (m(berthPull) / f).toFixed(2), (m(berthPull) / dp).toFixed(2), '<= 1.5x floor, <= 0.5x Docker'],
+        ['pull: Docker 20.10', s(dp), (dp / f).toFixed(2), '1.00', ''],
+        ['push (pulled image): berthd', s(m(berthPush)), '', (m(berthPush) / dpush).toFixed(2), '<= 0.3x Docker'],
+        ['push (pulled image): Docker 20.10', s(dpush), '', '1.00', ''],
+      ]),
+    );
+    const pullOk = m(berthPull) <= 1.5 * f && m(berthPull) <= 0.5 * dp;
+    const pushOk = m(berthPush) <= 0.3 * dpush;
+    console.log(`\npull target ${pullOk ? 'met' : 'MISSED'}; push target ${pushOk ? 'met' : 'MISSED'}`);
+  } finally {
+    await berthd.cleanup();
+    await dockerd.stop();
+    await source.stop();
+    await fsp.rm(floorDir, { recursive: true, force: true });
+  }
+}
+
+await main();

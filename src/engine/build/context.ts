@@ -1,0 +1,220 @@
+/**
+ * The build context as the client sent it (a tar, plain or compressed),
+ * kept as one spool file plus an index of its entries: file data is never
+ * unpacked into a directory tree. A cached rebuild only reads and hashes
+ * the upload once; COPY reads file data straight from the spool.
+ *
+ * Entry names are cleaned; one that climbs out of the context is refused.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tar from 'tar-stream';
+import { invalidArgument } from '../../core/errdefs/index.js';
+import { cleanEntryPath } from '../archive/apply-layer.js';
+import { decompressed } from '../archive/compression.js';
+import { dockerignoreMatcher } from '../../util/dockerignore.js';
+import type { SourceNode, SourceTree } from './source-tree.js';
+
+interface IndexEntry extends SourceNode {
+  /** Where the file's data starts in the spool. */
+  offset: number;
+  /** sha256 (hex) of the file's data; for symlinks of the target. */
+  digest: string;
+}
+
+export class BuildContext implements SourceTree {
+  private readonly entries = new Map<string, IndexEntry>();
+  private readonly childNames = new Map<string, Set<string>>();
+
+  private constructor(private readonly spool: string) {
+    this.entries.set('', { type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: new Date(), offset: 0, digest: '' });
+    this.childNames.set('', new Set());
+  }
+
+  /** Reads the whole upload into dir/context.spool and indexes it. */
+  static async receive(body: Readable, dir: string, signal?: AbortSignal): Promise<BuildContext> {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    const spool = path.join(dir, 'context.spool');
+    const ctx = new BuildContext(spool);
+    const out = await fsp.open(spool, 'w', 0o600);
+    let position = 0;
+    try {
+      const { stream } = await decompressed(body);
+      const extract = tar.extract();
+      stream.on('error', (err) => extract.destroy(err));
+      stream.pipe(extract);
+      signal?.addEventListener('abort', () => extract.destroy(new Error('the client went away')), { once: true });
+      for await (const entry of extract) {
+        const h = entry.header;
+        let rel: string;
+        try {
+          rel = cleanEntryPath(h.name);
+        } catch {
+          throw invalidArgument(`the build context holds a path outside of it: ${h.name}`);
+        }
+        const base = { mode: (h.mode ?? 0o644) & 0o7777, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: h.mtime ?? new Date(0) };
+        if (h.type === 'file' || h.type === 'contiguous-file') {
+          const hash = crypto.createHash('sha256');
+          const offset = position;
+          for await (const chunk of entry as AsyncIterable<Buffer>) {
+            hash.update(chunk);
+            await out.write(chunk, 0, chunk.length, position);
+            position += chunk.length;
+          }
+          if (rel) ctx.add(rel, { ...base, type: 'file', size: position - offset, offset, digest: hash.digest('hex') });
+          continue;
+        }
+        entry.resume();
+        if (!rel) continue;
+        if (h.type === 'directory') {
+          ctx.add(rel, { ...base, type: 'directory', size: 0, offset: 0, digest: '' });
+        } else if (h.type === 'symlink') {
+          const target = h.linkname ?? '';
+          ctx.add(rel, { ...base, type: 'symlink', size: 0, linkname: target, offset: 0, digest: sha256Hex(target) });
+        } else if (h.type === 'link') {
+          let target: string;
+          try {
+            target = cleanEntryPath(h.linkname ?? '');
+          } catch {
+            throw invalidArgument(`the build context holds a link to a path outside of it: ${h.linkname}`);
+          }
+          const existing = ctx.entries.get(target);
+          if (!existing || existing.type !== 'file') throw invalidArgument(`the build context holds a hard link to a missing file: ${h.name} -> ${h.linkname}`);
+          ctx.add(rel, { ...existing, ...base });
+        }
+        // devices, fifos and sockets are not part of a build context
+      }
+      await out.sync();
+    } catch (err) {
+      await out.close().catch(() => {});
+      await fsp.rm(spool, { force: true });
+      if (err instanceof Error && /unexpected end of data|invalid tar header|Unexpected end/i.test(err.message)) {
+        throw invalidArgument(`the build context is not a valid tar archive: ${err.message}`);
+      }
+      throw err;
+    }
+    await out.close();
+    return ctx;
+  }
+
+  private add(rel: string, entry: IndexEntry): void {
+    const existing = this.entries.get(rel);
+    if (existing?.type === 'directory' && entry.type !== 'directory') this.removeTree(rel);
+    this.ensureParents(rel);
+    this.entries.set(rel, entry);
+    if (entry.type === 'directory' && !this.childNames.has(rel)) this.childNames.set(rel, new Set());
+    this.childNames.get(parentOf(rel))!.add(path.posix.basename(rel));
+  }
+
+  private ensureParents(rel: string): void {
+    const parent = parentOf(rel);
+    if (parent === '' || this.entries.get(parent)?.type === 'directory') return;
+    if (this.entries.has(parent)) this.remove(parent); // a file replaced by a directory
+    this.ensureParents(parent);
+    this.entries.set(parent, { type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: new Date(0), offset: 0, digest: '' });
+    this.childNames.set(parent, new Set());
+    this.childNames.get(parentOf(parent))!.add(path.posix.basename(parent));
+  }
+
+  /** Drops an entry (and everything below a directory). */
+  remove(rel: string): void {
+    this.removeTree(rel);
+    this.childNames.get(parentOf(rel))?.delete(path.posix.basename(rel));
+  }
+
+  private removeTree(rel: string): void {
+    for (const child of this.childNames.get(rel) ?? []) this.removeTree(rel ? `${rel}/${child}` : child);
+    this.childNames.delete(rel);
+    this.entries.delete(rel);
+  }
+
+  /**
+   * Docker's daemon-side .dockerignore rule: the client already left ignored
+   * files out; the Dockerfile and .dockerignore themselves are dropped when
+   * ignored, so `COPY . .` does not pick them up.
+   */
+  async applyDockerignore(dockerfile: string): Promise<void> {
+    const text = await this.readText('.dockerignore');
+    if (text === undefined) return;
+    const ig = dockerignoreMatcher(text);
+    for (const name of ['.dockerignore', dockerfile]) {
+      if (this.entries.has(name) && ig.ignores(name)) this.remove(name);
+    }
+  }
+
+  /** A small file's text, or undefined when the context has no such file. */
+  async readText(rel: string, limit = 4 << 20): Promise<string | undefined> {
+    const e = this.entries.get(rel);
+    if (!e || e.type !== 'file') return undefined;
+    if (e.size > limit) throw invalidArgument(`${rel} is larger than ${limit} bytes`);
+    const fh = await fsp.open(this.spool, 'r');
+    try {
+      const buf = Buffer.alloc(e.size);
+      await fh.read(buf, 0, e.size, e.offset);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  }
+
+  // ---- SourceTree ----------------------------------------------------------
+
+  async lstat(rel: string): Promise<SourceNode | undefined> {
+    return this.entries.get(rel);
+  }
+
+  async list(rel: string): Promise<string[]> {
+    return [...(this.childNames.get(rel) ?? [])].sort();
+  }
+
+  open(rel: string): Readable {
+    const e = this.entries.get(rel);
+    if (!e || e.type !== 'file') throw invalidArgument(`${rel} is not a file of the build context`);
+    if (e.size === 0) return fs.createReadStream('/dev/null');
+    return fs.createReadStream(this.spool, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
+  }
+
+  async readInto(rel: string, fh: fsp.FileHandle, buffer: Buffer): Promise<void> {
+    const e = this.entries.get(rel);
+    if (!e || e.type !== 'file') throw invalidArgument(`${rel} is not a file of the build context`);
+    const src = await this.spoolHandle();
+    let done = 0;
+    while (done < e.size) {
+      const n = Math.min(buffer.length, e.size - done);
+      const { bytesRead } = await src.read(buffer, 0, n, e.offset + done);
+      if (bytesRead === 0) throw new Error(`the build context spool is truncated at ${rel}`);
+      await fh.write(buffer, 0, bytesRead);
+      done += bytesRead;
+    }
+  }
+
+  async digest(rel: string): Promise<string> {
+    const e = this.entries.get(rel);
+    if (!e) throw invalidArgument(`${rel} is not in the build context`);
+    return e.digest;
+  }
+
+  private spoolFh: Promise<fsp.FileHandle> | undefined;
+  private spoolHandle(): Promise<fsp.FileHandle> {
+    this.spoolFh ??= fsp.open(this.spool, 'r');
+    return this.spoolFh;
+  }
+
+  async close(): Promise<void> {
+    if (this.spoolFh) await (await this.spoolFh).close().catch(() => {});
+    this.spoolFh = undefined;
+    await fsp.rm(this.spool, { force: true });
+  }
+}
+
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf('/');
+  return i < 0 ? '' : rel.slice(0, i);
+}
+
+function sha256Hex(text: string): string {
+  return crypto.createHash('sha256').update(text).digest('hex');
+}
