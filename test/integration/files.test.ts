@@ -141,6 +141,7 @@ describe('cp, top, diff, stats', () => {
     await ok(['cp', f, 'cp1:/x/']);
     assert.equal(fs.existsSync(`/etc/${name}`), false, "nothing in the host's /etc");
     assert.equal((await fetch('cp1', `/etc/${name}`)).get(name)!.body, 'inside');
+    assert.equal(await ok(['exec', 'cp1', 'cat', `/etc/${name}`]), 'inside', 'the container sees it in its /etc');
     await ok(['cp', f, 'cp1:/deep/tmp/']);
     assert.equal((await fetch('cp1', `/tmp/${name}`)).get(name)!.body, 'inside');
     // reading through the links gives the container's files
@@ -266,11 +267,13 @@ describe('cp, top, diff, stats', () => {
     assert.match(lines[0], /^UID\s+PID\s+PPID\s+C\s+STIME\s+TTY\s+TIME\s+CMD$/);
     assert.ok(lines.some((l) => l.split(/\s+/)[1] === String(pid)));
     assert.equal(lines.length, 4, out); // header, sh, two sleeps
+    await ok(['exec', '-d', 'procs', 'sleep', '1003']);
+    await eventually(async () => (await ok(['top', 'procs'])).includes('sleep 1003'), 10_000, 'the exec session in top');
     const custom = await ok(['top', 'procs', '-o', 'pid,comm']);
     assert.match(custom, /^PID\s+COMMAND\n/);
     const api = await d.client.json<{ Titles: string[]; Processes: string[][] }>('GET', '/containers/procs/top', { query: { ps_args: 'aux' } });
     assert.ok(api.Titles.includes('USER') && api.Titles.includes('%CPU'));
-    assert.equal(api.Processes.length, 3);
+    assert.equal(api.Processes.length, 4, 'sh, two sleeps and the exec session');
     const berth = await d.berth(['top', 'procs']);
     assert.equal(berth.code, 0, berth.stderr);
     assert.match(berth.stdout, /sleep 1001/);
