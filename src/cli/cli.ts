@@ -90,6 +90,10 @@ const COMMAND_MODULES: Record<string, () => Promise<{ commands: Command[] }>> = 
   'volume inspect': () => import('./commands/volume.js'),
   'volume rm': () => import('./commands/volume.js'),
   'volume prune': () => import('./commands/volume.js'),
+  cp: () => import('./commands/files.js'),
+  top: () => import('./commands/files.js'),
+  diff: () => import('./commands/files.js'),
+  stats: () => import('./commands/files.js'),
 };
 
 async function loadCommand(name: string): Promise<Command | undefined> {
@@ -104,7 +108,7 @@ const MANAGEMENT: Record<string, Record<string, string>> = {
     ls: 'ps', list: 'ps', ps: 'ps', run: 'run', create: 'create', start: 'start', stop: 'stop', restart: 'restart',
     kill: 'kill', rm: 'rm', remove: 'rm', logs: 'logs', inspect: 'container inspect', wait: 'wait', rename: 'rename',
     pause: 'pause', unpause: 'unpause', prune: 'container prune', attach: 'attach', export: 'export', top: 'top', exec: 'exec',
-    update: 'update', commit: 'commit',
+    update: 'update', commit: 'commit', cp: 'cp', diff: 'diff', stats: 'stats',
   },
   image: {
     ls: 'images', list: 'images', rm: 'rmi', remove: 'rmi', tag: 'tag', history: 'history', import: 'import',
@@ -164,6 +168,10 @@ Commands:
   port        List port mappings or a specific mapping for the container
   update      Update configuration of one or more containers
   commit      Create a new image from a container's changes
+  cp          Copy files/folders between a container and the local filesystem
+  top         Display the running processes of a container
+  diff        Inspect changes to files or directories on a container's filesystem
+  stats       Display a live stream of container(s) resource usage statistics
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   rmi         Remove one or more images
   history     Show the history of an image

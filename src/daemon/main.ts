@@ -35,6 +35,11 @@ import { HealthMonitor } from '../engine/containers/health.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
 import { systemRoutes } from '../server/routers/system.js';
+import { containerFileRoutes } from '../server/routers/container-files.js';
+import { ContainerArchive } from '../engine/containers/archive.js';
+import { ContainerChanges } from '../engine/containers/diff.js';
+import { ContainerStats } from '../engine/containers/stats.js';
+import { ContainerTop } from '../engine/containers/top.js';
 import { distributionRoutes, type DistributionBackend } from '../server/routers/distribution.js';
 import { DistributionService } from '../engine/distribution/service.js';
 import { SaveLoad } from '../engine/images/save-load.js';
@@ -229,6 +234,20 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     resolveImage: (name) => images.tryResolve(name)?.id,
   });
   containerRoutes(router, containers);
+  const archive = new ContainerArchive(containers, events);
+  const top = new ContainerTop(containers);
+  const changes = new ContainerChanges(containers);
+  const stats = new ContainerStats(containers, log.child({ component: 'stats' }));
+  stats.start();
+  containerFileRoutes(router, {
+    resolve: (id) => containers.resolve(id),
+    statPath: (id, p) => archive.statPath(id, p),
+    archive: (id, p, begin, signal) => archive.archive(id, p, begin, signal),
+    extract: (id, p, body, options) => archive.extract(id, p, body, options),
+    top: (id, psArgs) => top.top(id, psArgs),
+    changes: (id) => changes.changes(id),
+    stats: (id, options, emit, signal) => stats.stats(id, options, emit, signal),
+  });
   commitRoute(router, new ContainerCommitter(containers, images, committer, events));
   buildRoutes(router, {
     prepare: (body, options, signal) => builds.prepare(body, options, signal),
@@ -270,6 +289,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     async stop() {
       await server.close();
       containers.shutdown();
+      stats.shutdown();
       networks?.shutdown();
       await networks?.shutdownCleanup();
       await fsp.rm(pidFile, { force: true });

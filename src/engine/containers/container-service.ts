@@ -36,6 +36,7 @@ import { resolveUser } from '../runtime/user.js';
 import { AttachHub, type AttachClient } from './attach.js';
 import { validateHealthConfig } from './health.js';
 import type { ContainerMounts } from './mounts.js';
+import type { FilesystemView, FsMount } from './container-fs.js';
 import { ContainerStore } from './container-store.js';
 import { buildHostConfig, commandOf, logLimits, mergeConfig, validateHostConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
@@ -1394,6 +1395,80 @@ export class ContainerService {
       deleted.push(c.id);
     }
     return { ContainersDeleted: deleted.length ? deleted : null, SpaceReclaimed: reclaimed };
+  }
+
+  // ---- file and process access (cp, top, diff, stats) ----------------------
+
+  /**
+   * Runs fn with the container's filesystem open: the root (the rootfs
+   * mount of a running container, or a temporary mount of a stopped one)
+   * and what is mounted over it. A stopped container stays locked for the
+   * whole of fn, so it cannot start (or go) meanwhile; a running one is
+   * locked only while its root is opened: the open root keeps working even
+   * if the container exits meanwhile.
+   */
+  async withFilesystem<T>(input: string, fn: (view: FilesystemView, c: ContainerRecord) => Promise<T>): Promise<T> {
+    const c = this.resolve(input);
+    const rootfs = this.rootfs(c.id);
+    const openRoot = (): Promise<fsp.FileHandle> => fsp.open(rootfs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const running = await this.locks.run(c.id, async () => {
+      if (!this.store.get(c.id)) throw notFound(`No such container: ${input}`);
+      return c.state.Running ? await openRoot() : undefined;
+    });
+    if (running) {
+      try {
+        return await fn(this.filesystemView(c, running), c);
+      } finally {
+        await running.close();
+      }
+    }
+    return this.locks.run(c.id, async () => {
+      if (!this.store.get(c.id)) throw notFound(`No such container: ${input}`);
+      if (c.state.Running) throw conflict(`container ${shortId(c.id)} started meanwhile; try again`);
+      if (c.state.Status === 'removing' || c.state.Status === 'dead') throw conflict(`container ${shortId(c.id)} is being removed`);
+      await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
+      await this.unmountRootfs(c.id);
+      native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(await this.snapshots.mounts(c.id)));
+      try {
+        const root = await openRoot();
+        try {
+          return await fn(this.filesystemView(c, root), c);
+        } finally {
+          await root.close();
+        }
+      } finally {
+        await this.unmountRootfs(c.id);
+      }
+    });
+  }
+
+  private filesystemView(c: ContainerRecord, root: fsp.FileHandle): FilesystemView {
+    const mounts: FsMount[] = [];
+    for (const m of c.mounts) {
+      if (m.Type === 'tmpfs' || !m.Source) continue; // lives only inside the container's namespace
+      let isDir = true;
+      try {
+        isDir = fs.statSync(m.Source).isDirectory();
+      } catch {
+        // gone from the host: lookups below it fail as "not found"
+      }
+      mounts.push({ destination: m.Destination, source: m.Source, readOnly: !m.RW, kind: isDir ? m.Type : 'file' });
+    }
+    // /etc files berthd bind-mounts (a container sharing another's network uses that one's)
+    if (!c.hostConfig.NetworkMode.startsWith('container:')) {
+      for (const name of ['hostname', 'hosts', 'resolv.conf']) {
+        const source = path.join(this.dir(c.id), name);
+        if (fs.existsSync(source)) mounts.push({ destination: `/etc/${name}`, source, readOnly: false, kind: 'file' });
+      }
+    }
+    return { root, mounts, readonlyRootfs: c.hostConfig.ReadonlyRootfs ?? false };
+  }
+
+  /** The directories of a container's writable layer: upper, and the image's layers topmost first. */
+  async writableLayer(input: string): Promise<{ container: ContainerRecord; upper: string; lowers: string[] }> {
+    const c = this.resolve(input);
+    const m = await this.snapshots.mounts(c.id);
+    return { container: c, upper: m.upperDir, lowers: m.lowerDirs };
   }
 }
 
