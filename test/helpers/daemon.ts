@@ -278,6 +278,11 @@ export class TestDaemon {
         // gone
       }
     }
+    // the daemon's own isolation jump, if it did not get to remove it (kill -9)
+    for (let i = 0; i < 8; i++) {
+      const r = await exec('iptables', ['-D', 'FORWARD', '-m', 'comment', '--comment', `berth isolation ${this.bridge}`, '-j', 'NETAVARK_ISOLATION_1']).catch(() => undefined);
+      if (!r || r.code !== 0) break;
+    }
   }
 
   private async unmountAll(): Promise<void> {

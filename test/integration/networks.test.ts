@@ -103,6 +103,15 @@ describe('networks', () => {
     assert.notEqual(isolated.code, 0, 'a container on another network cannot reach it');
     const fromDefault = await d.docker(['run', '--rm', '--init', 'busybox', 'sh', '-c', `timeout 3 wget -qO- http://${frontIp}/hostname`]);
     assert.notEqual(fromDefault.code, 0, 'nor can one on the default bridge');
+    // netavark drops the shared isolation jump when another network goes away: isolation must hold
+    // for containers already running (a new container's setup would put the jump back by itself)
+    await ok(['run', '-d', '--init', '--name', 'prober', 'busybox', 'sleep', '300']);
+    await ok(['network', 'create', 'shortlived']);
+    await ok(['run', '--rm', '--network', 'shortlived', 'busybox', 'true']);
+    await ok(['network', 'rm', 'shortlived']);
+    const afterRemoval = await d.docker(['exec', 'prober', 'sh', '-c', `timeout 3 wget -qO- http://${frontIp}/hostname`]);
+    assert.notEqual(afterRemoval.code, 0, 'still isolated after another network was removed');
+    await ok(['rm', '-f', 'prober']);
     const net = JSON.parse(await ok(['network', 'inspect', 'front']))[0];
     assert.equal(net.Driver, 'bridge');
     assert.deepEqual(net.Labels, { team: 'net' });

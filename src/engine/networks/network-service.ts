@@ -138,6 +138,8 @@ export class NetworkService implements ContainerNetworking {
   /** At daemon stop: an unused default bridge is removed, so nothing is left on the host. */
   async shutdownCleanup(): Promise<void> {
     await Promise.allSettled([...this.teardowns.values()]);
+    // containers that keep running without the daemon keep their isolation
+    if (this.sandboxes.size === 0) await this.removeIsolationJump();
     const bridge = this.byName('bridge');
     if (bridge && (this.pools.get(bridge.id)?.usedCount() ?? 0) === 0) {
       await this.deleteBridge(bridge).catch((err) => this.log.warn('removing the default bridge failed', { error: err as Error }));
@@ -397,6 +399,51 @@ export class NetworkService implements ContainerNetworking {
     } finally {
       await this.dropNetns(ns);
     }
+  }
+
+  private readonly isolationLock = new Mutex();
+  private isolationJumpInstalled = false;
+
+  /** Our own jump into netavark's isolation chain: the comment makes it ours alone. */
+  private isolationJump(): string[] {
+    return ['FORWARD', '-m', 'comment', '--comment', `berth isolation ${this.config.bridgeName}`, '-j', 'NETAVARK_ISOLATION_1'];
+  }
+
+  /**
+   * netavark (1.4) removes the shared `FORWARD -j NETAVARK_ISOLATION_1` jump
+   * whenever one isolated network is torn down completely (by this daemon or
+   * any other netavark user on the host), which silently ends the isolation
+   * of every other network. This daemon keeps a jump of its own, which
+   * netavark never removes; it is checked with the NAT rules and removed at
+   * shutdown when no container is left on a network.
+   */
+  async ensureIsolationJump(): Promise<void> {
+    await this.isolationLock.run(async () => {
+      if (this.sandboxes.size === 0 && !this.isolationJumpInstalled) return;
+      const check = await run('iptables', ['-C', ...this.isolationJump()]).catch(() => undefined);
+      if (!check || check.code === 0) {
+        this.isolationJumpInstalled = check?.code === 0;
+        return;
+      }
+      const chain = await run('iptables', ['-S', 'NETAVARK_ISOLATION_1']).catch(() => undefined);
+      if (!chain || chain.code !== 0) return; // netavark has not made its chains yet
+      const [table, ...rule] = this.isolationJump();
+      const r = await run('iptables', ['-I', table, '1', ...rule]).catch(() => undefined);
+      if (r?.code === 0) {
+        if (this.isolationJumpInstalled) this.log.warn('restored the network isolation jump that someone removed');
+        this.isolationJumpInstalled = true;
+      }
+    });
+  }
+
+  private async removeIsolationJump(): Promise<void> {
+    await this.isolationLock.run(async () => {
+      for (let i = 0; i < 8; i++) {
+        const r = await run('iptables', ['-D', ...this.isolationJump()]).catch(() => undefined);
+        if (!r || r.code !== 0) break;
+      }
+      this.isolationJumpInstalled = false;
+    });
   }
 
   async prune(filters: Filters, containers: ContainerRecord[]): Promise<{ NetworksDeleted: string[] | null }> {
@@ -675,6 +722,7 @@ export class NetworkService implements ContainerNetworking {
         }
       }
       const status = await this.netavark.setup(netns, request);
+      if (!this.isolationJumpInstalled) void this.ensureIsolationJump();
       for (const n of nets) {
         const ifname = request.networks[n.name].interface_name;
         const mac = status[n.name]?.interfaces?.[ifname]?.mac_address;
@@ -842,6 +890,7 @@ export class NetworkService implements ContainerNetworking {
    * containers with published ports every few seconds and put them back.
    */
   async checkFirewall(): Promise<void> {
+    await this.ensureIsolationJump();
     const withPorts = [...this.sandboxes.entries()].filter(([, s]) => s.request.port_mappings.length > 0);
     if (withPorts.length === 0) return;
     const r = await run('iptables', ['-t', 'nat', '-S']).catch(() => undefined);
