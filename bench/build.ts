@@ -9,6 +9,7 @@
  *   node dist/bench/build.js [runs=5]
  */
 import crypto from 'node:crypto';
+import http from 'node:http';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { TestDaemon, busyboxRootfsTar, exec } from '../test/helpers/daemon.js';
@@ -29,6 +30,40 @@ async function makeContext(dir: string): Promise<void> {
     path.join(dir, 'Dockerfile'),
     ['FROM busybox', 'COPY tree /tree', 'RUN du -s /tree > /tree-size', 'ENV TREE=/tree', 'WORKDIR /tree', 'CMD ["cat", "/tree-size"]', ''].join('\n'),
   );
+}
+
+/**
+ * The floor for any daemon: the docker CLI packing and sending the context
+ * to a server that only counts the bytes and answers with an image ID.
+ */
+async function uploadFloor(dir: string, runs: number): Promise<number> {
+  const socket = path.join(dir, '..', `${path.basename(dir)}-sink.sock`);
+  const server = http.createServer((req, res) => {
+    if (req.url?.includes('/_ping')) {
+      res.writeHead(200, { 'Api-Version': '1.41' });
+      res.end('OK');
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(`${JSON.stringify({ aux: { ID: `sha256:${'0'.repeat(64)}` } })}\n`);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  try {
+    const samples: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      const r = await exec('docker', ['build', '-q', dir], { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_BUILDKIT: '0' } });
+      if (r.code !== 0) throw new Error(`upload floor: ${r.stderr}`);
+      samples.push(performance.now() - t0);
+    }
+    return stats(samples).median;
+  } finally {
+    server.close();
+    await fsp.rm(socket, { force: true });
+  }
 }
 
 async function main(): Promise<void> {
@@ -71,11 +106,13 @@ async function main(): Promise<void> {
       }
       console.log(`run ${i + 1}/${runs}: ${Object.entries(samples).map(([k, v]) => `${k} ${fmt(v[v.length - 1])}`).join(', ')}`);
     }
+    const floor = await uploadFloor(dir, runs);
     const med = (k: string): number => stats(samples[k]).median;
     const rows = [
       ['build', 'berthd', 'Docker 20.10', 'ratio', 'target'],
       ['cold (--no-cache)', fmt(med('berthd cold')), fmt(med('docker cold')), (med('berthd cold') / med('docker cold')).toFixed(2), '<= 1.0'],
       ['cached rebuild', fmt(med('berthd cached')), fmt(med('docker cached')), (med('berthd cached') / med('docker cached')).toFixed(2), '<= 0.5'],
+      ['floor: CLI packs and sends the context', fmt(floor), '', (floor / med('docker cached')).toFixed(2), ''],
     ];
     console.log(`\n6-step Dockerfile, COPY of ${FILES} files (${((FILES * FILE_SIZE) / 1e6).toFixed(0)} MB), docker CLI classic builder, medians of ${runs}\n`);
     console.log(table(rows));
