@@ -152,7 +152,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   }
   const volumes = new VolumeService(cfg.dataRoot, events, log.child({ component: 'volumes' }));
   await volumes.init();
-  const mounts = new ContainerMounts(volumes, () => containers.all(), log.child({ component: 'mounts' }));
+  const mounts = new ContainerMounts(volumes, () => containers.all(), log.child({ component: 'mounts' }), events);
   containers.setMounts(mounts);
   // records first: networking restores addresses and ports from them; then
   // containers, whose writable layers image GC must know about

@@ -11,6 +11,7 @@ import { errnoCode, invalidArgument } from '../../core/errdefs/index.js';
 import { type MountRequest, fromMountSpec, fromTmpfs, parseBind, tmpfsMountOptions } from '../../core/volumes/mounts.js';
 import { runChecked } from '../../util/proc.js';
 import type { Logger } from '../../util/log.js';
+import type { EventBus } from '../../core/events/bus.js';
 import { secureJoin } from '../runtime/rootfs-path.js';
 import type { OciMount } from '../runtime/spec.js';
 import type { VolumeService } from '../volumes/volume-service.js';
@@ -20,6 +21,7 @@ export class ContainerMounts {
     private readonly volumes: VolumeService,
     private readonly containers: () => ContainerRecord[],
     private readonly log: Logger,
+    private readonly events?: EventBus,
   ) {}
 
   /** IDs of containers (any state) that reference a volume. */
@@ -128,6 +130,15 @@ export class ContainerMounts {
         }
         const options = ['rbind', m.readOnly ? 'ro' : 'rw', m.propagation ?? 'rprivate'];
         out.push({ destination: m.target, type: 'bind', source, options });
+        if (m.type === 'volume') {
+          this.events?.publish('volume', 'mount', m.source, {
+            container: c.id,
+            destination: m.target,
+            driver: 'local',
+            propagation: m.propagation ?? '',
+            'read/write': String(!m.readOnly),
+          });
+        }
       }
     } catch (err) {
       for (const name of acquired) await this.volumes.release(name, c.id).catch(() => {});
@@ -158,7 +169,9 @@ export class ContainerMounts {
   /** After the container stopped: driver mounts of its volumes go. */
   async release(c: ContainerRecord): Promise<void> {
     for (const m of c.mountRequests ?? []) {
-      if (m.type === 'volume') await this.volumes.release(m.source, c.id).catch(() => {});
+      if (m.type !== 'volume') continue;
+      await this.volumes.release(m.source, c.id).catch(() => {});
+      this.events?.publish('volume', 'unmount', m.source, { container: c.id, driver: 'local' });
     }
   }
 

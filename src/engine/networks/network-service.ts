@@ -711,6 +711,7 @@ export class NetworkService implements ContainerNetworking {
     const state: SandboxState = { netns, request };
     this.sandboxes.set(c.id, state);
     await writeJsonAtomic(this.sandboxFile(c.id), state);
+    for (const n of nets) this.events.publish('network', 'connect', n.id, { container: c.id, name: n.name, type: 'bridge' });
 
     // The kernel work runs while runc creates the container.
     const ready = this.withNetworkLocks(nets.map((n) => n.name), async () => {
@@ -752,6 +753,7 @@ export class NetworkService implements ContainerNetworking {
     for (const name of Object.keys(c.networkSettings.Networks)) {
       const n = this.tryResolve(name);
       if (n) this.pools.get(n.id)?.release(c.id);
+      if (n && this.sandboxes.has(c.id)) this.events.publish('network', 'disconnect', n.id, { container: c.id, name: n.name, type: 'bridge' });
       const ep = c.networkSettings.Networks[name];
       ep.IPAddress = '';
       ep.IPPrefixLen = 0;
