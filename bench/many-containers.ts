@@ -13,17 +13,28 @@ import { fmt, memoryOf, table, timeCommand } from './util.js';
 
 const count = Number(process.argv[2] ?? 20);
 
+/** RSS once the process is idle: V8's memory reducer returns memory about 10 s after the last work. */
+async function settled(pid: number): Promise<{ rssMB: number; pssMB: number }> {
+  await new Promise((r) => setTimeout(r, 12_000));
+  let last = memoryOf(pid);
+  for (let i = 0; i < 15; i++) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const now = memoryOf(pid);
+    if (Math.abs(now.rssMB - last.rssMB) < 0.2) return now;
+    last = now;
+  }
+  return last;
+}
+
 async function main(): Promise<void> {
   const d = await TestDaemon.start({ args: ['--log-level', 'warn'] });
   try {
-    await new Promise((r) => setTimeout(r, 1000));
-    const idle = memoryOf(d.pid!);
+    const idle = await settled(d.pid!);
     const env = d.env();
     const t0 = performance.now();
     for (let i = 0; i < count; i++) await timeCommand('docker', ['run', '-d', 'busybox', 'sleep', '1000'], env);
     const total = performance.now() - t0;
-    await new Promise((r) => setTimeout(r, 1000));
-    const loaded = memoryOf(d.pid!);
+    const loaded = await settled(d.pid!);
     const conmons: { rssMB: number; pssMB: number }[] = [];
     const bundles = path.join(d.execRoot, 'containers');
     for (const id of await fsp.readdir(bundles)) {

@@ -15,7 +15,6 @@ import { LocalContentStore } from '../engine/content/local.js';
 import { ContainerService } from '../engine/containers/container-service.js';
 import { ContainerCommitter } from '../engine/containers/commit.js';
 import { ImageCommitter } from '../engine/images/commit.js';
-import { BuildService } from '../engine/build/service.js';
 import { buildRoutes } from '../server/routers/build.js';
 import { ImageService } from '../engine/images/image-service.js';
 import { ConmonRuntime } from '../engine/runtime/conmon.js';
@@ -41,9 +40,8 @@ import { ContainerChanges } from '../engine/containers/diff.js';
 import { ContainerStats } from '../engine/containers/stats.js';
 import { ContainerTop } from '../engine/containers/top.js';
 import { distributionRoutes, type DistributionBackend } from '../server/routers/distribution.js';
-import { DistributionService } from '../engine/distribution/service.js';
-import { SaveLoad } from '../engine/images/save-load.js';
-import { exportRootfs, sweepExportMounts } from '../engine/archive/export-rootfs.js';
+import { parsePlatform, pullReference } from '../engine/distribution/manifests.js';
+import type { SaveItem } from '../engine/images/save-load.js';
 import { Logger } from '../util/log.js';
 import { processExists, run } from '../util/proc.js';
 import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
@@ -173,40 +171,56 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   await containers.init();
   for (const c of containers.all()) if (c.state.Running && !c.state.Restarting) health.started(c, true);
   await images.init();
-  const distribution = new DistributionService(content, snapshots, images, events, cfg.registry, log.child({ component: 'distribution' }));
-  const saveLoad = new SaveLoad(content, snapshots, images, events, path.join(cfg.dataRoot, 'tmp'), log.child({ component: 'save-load' }));
-  await saveLoad.init();
+  // Rarely used services load on first use, which keeps the idle daemon small.
+  const distribution = lazy(async () => {
+    const { DistributionService } = await import('../engine/distribution/service.js');
+    return new DistributionService(content, snapshots, images, events, cfg.registry, log.child({ component: 'distribution' }));
+  });
+  const saveLoadDir = path.join(cfg.dataRoot, 'tmp');
+  const saveLoad = lazy(async () => {
+    const { SaveLoad } = await import('../engine/images/save-load.js');
+    const s = new SaveLoad(content, snapshots, images, events, saveLoadDir, log.child({ component: 'save-load' }));
+    await s.init();
+    return s;
+  });
   const exportDir = path.join(cfg.execRoot, 'export');
-  await sweepExportMounts(exportDir);
-  const dist: DistributionBackend = {
-    pullReference: (fromImage, tag) => DistributionService.pullReference(fromImage, tag),
-    parsePlatform: (text) => DistributionService.platform(text),
-    pull: (ref, o) => distribution.pull(ref, o),
-    push: (ref, o) => distribution.push(ref, o),
-    login: (auth) => distribution.login(auth),
-    resolveForSave: (names) => saveLoad.resolveForSave(names),
-    save: (items, out) => saveLoad.save(items as ReturnType<SaveLoad['resolveForSave']>, out),
-    load: (body, progress) => saveLoad.load(body, progress),
-    exportContainer: async (name) => exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
-  };
-
+  const exporter = lazy(() => import('../engine/archive/export-rootfs.js'));
   const committer = new ImageCommitter(content, snapshots, images);
-  const builds = new BuildService(
-    {
-      images,
-      containers,
-      committer,
-      snapshots,
-      log: log.child({ component: 'build' }),
-      pull: async (reference, auths, out, signal) => {
-        const ref = DistributionService.pullReference(reference, undefined);
-        const host = ref.domain === 'docker.io' ? 'https://index.docker.io/v1/' : ref.domain;
-        await distribution.pull(ref, { auth: auths[host] ?? auths[ref.domain], progress: (m) => out.progress(m as Record<string, unknown>), signal });
+  const builds = lazy(async () => {
+    const { BuildService } = await import('../engine/build/service.js');
+    const service = new BuildService(
+      {
+        images,
+        containers,
+        committer,
+        snapshots,
+        log: log.child({ component: 'build' }),
+        pull: async (reference, auths, out, signal) => {
+          const ref = pullReference(reference, undefined);
+          const host = ref.domain === 'docker.io' ? 'https://index.docker.io/v1/' : ref.domain;
+          await (await distribution()).pull(ref, { auth: auths[host] ?? auths[ref.domain], progress: (m) => out.progress(m as Record<string, unknown>), signal });
+        },
       },
-    },
-    cfg.dataRoot,
-  );
-  await builds.init();
+      cfg.dataRoot,
+    );
+    await service.init();
+    return service;
+  });
+  // what an interrupted load, export or build left behind goes now
+  if (await hasEntries(saveLoadDir)) await saveLoad();
+  if (await hasEntries(exportDir)) await (await exporter()).sweepExportMounts(exportDir);
+  if (await hasEntries(path.join(cfg.dataRoot, 'builder', 'tmp'))) await builds();
+  const dist: DistributionBackend = {
+    pullReference,
+    parsePlatform: (text) => (text ? parsePlatform(text) : undefined),
+    pull: async (ref, o) => (await distribution()).pull(ref, o),
+    push: async (ref, o) => (await distribution()).push(ref, o),
+    login: async (auth) => (await distribution()).login(auth),
+    resolveForSave: async (names) => (await saveLoad()).resolveForSave(names),
+    save: async (items, out) => (await saveLoad()).save(items as SaveItem[], out),
+    load: async (body, progress) => (await saveLoad()).load(body, progress),
+    exportContainer: async (name) => (await exporter()).exportRootfs(await snapshots.mounts(containers.resolve(name).id), exportDir),
+  };
 
   const [runcVersion, conmonVersion, id] = await Promise.all([
     firstLineOf(runcPath, ['--version']),
@@ -250,8 +264,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   });
   commitRoute(router, new ContainerCommitter(containers, images, committer, events));
   buildRoutes(router, {
-    prepare: (body, options, signal) => builds.prepare(body, options, signal),
-    prune: () => builds.prune(),
+    prepare: async (body, options, signal) => (await builds()).prepare(body, options, signal),
+    prune: async () => (await builds()).prune(),
   });
   execRoutes(router, execs);
   imageRoutes(router, images, dist);
@@ -296,6 +310,20 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
       log.info('berthd stopped; containers keep running');
     },
   };
+}
+
+/** A service made on first use (and only once; a failed attempt is retried next time). */
+function lazy<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () =>
+    (made ??= make().catch((err: unknown) => {
+      made = undefined;
+      throw err;
+    }));
+}
+
+async function hasEntries(dir: string): Promise<boolean> {
+  return ((await fsp.readdir(dir).catch(() => [] as string[])).length) > 0;
 }
 
 export async function main(argv: string[]): Promise<void> {

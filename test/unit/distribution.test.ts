@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import tar from 'tar-stream';
 import { decodeRegistryAuth, parseChallenges } from '../../src/engine/distribution/auth.js';
 import { parseManifest, parsePlatform, selectPlatform } from '../../src/engine/distribution/manifests.js';
-import { DistributionService } from '../../src/engine/distribution/service.js';
+import { pullReference } from '../../src/engine/distribution/manifests.js';
 import { RegistryHosts, DEFAULT_REGISTRY_CONFIG } from '../../src/engine/distribution/registry-hosts.js';
 import { progressBar } from '../../src/engine/distribution/progress.js';
 import { TarReader, type TarHeader } from '../../src/engine/archive/tar-reader.js';
@@ -70,12 +70,12 @@ test('platforms: parsing, index selection, arm64 variant v8 equivalence, attesta
 });
 
 test('pull references: Docker normalisation; a digest in the tag parameter', () => {
-  assert.deepEqual(DistributionService.pullReference('busybox', undefined), { domain: 'docker.io', path: 'library/busybox', tag: 'latest', digest: undefined });
-  assert.equal(DistributionService.pullReference('localhost:5000/a/b', '1.2').tag, '1.2');
+  assert.deepEqual(pullReference('busybox', undefined), { domain: 'docker.io', path: 'library/busybox', tag: 'latest', digest: undefined });
+  assert.equal(pullReference('localhost:5000/a/b', '1.2').tag, '1.2');
   const d = digest('m');
-  assert.equal(DistributionService.pullReference('busybox', d).digest, d);
-  assert.throws(() => DistributionService.pullReference('busybox:1', '2'), /both/);
-  assert.throws(() => DistributionService.pullReference('BusyBox', undefined), /invalid reference format/);
+  assert.equal(pullReference('busybox', d).digest, d);
+  assert.throws(() => pullReference('busybox:1', '2'), /both/);
+  assert.throws(() => pullReference('BusyBox', undefined), /invalid reference format/);
 });
 
 test('registry hosts: loopback and --insecure-registry (host or CIDR) may use HTTP; mirrors first for docker.io only', () => {

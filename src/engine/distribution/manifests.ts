@@ -6,6 +6,7 @@
 import { type Digest, isDigest } from '../../core/images/digest.js';
 import { type Descriptor, type Index, type Manifest, MediaType, type Platform, hostPlatform } from '../../core/images/types.js';
 import { invalidArgument, notFound } from '../../core/errdefs/index.js';
+import { type Reference, parseReference, withDefaultTag } from '../../core/images/reference.js';
 
 export const MANIFEST_TYPES = [MediaType.ociManifest, MediaType.dockerManifest] as const;
 export const INDEX_TYPES = [MediaType.ociIndex, MediaType.dockerManifestList] as const;
@@ -69,6 +70,17 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): F
 }
 
 /** "linux/amd64", "linux/arm64/v8", "amd64": a platform, os defaulting to linux. */
+/** The reference a pull names: fromImage plus an optional tag (or digest) parameter. */
+export function pullReference(fromImage: string, tag: string | undefined): Reference {
+  let ref = parseReference(fromImage);
+  if (tag) {
+    if (ref.tag || ref.digest) throw invalidArgument(`invalid reference: both ${fromImage} and tag ${tag} given`);
+    if (/^sha256:[a-f0-9]{64}$/.test(tag)) ref = { ...ref, digest: tag as Reference['digest'] };
+    else ref = parseReference(`${fromImage}:${tag}`);
+  }
+  return withDefaultTag(ref);
+}
+
 export function parsePlatform(text: string): Platform {
   const parts = text.trim().toLowerCase().split('/');
   if (parts.length > 3 || parts.some((p) => p === '')) throw invalidArgument(`invalid platform ${JSON.stringify(text)}: expected os[/arch[/variant]]`);

@@ -5,16 +5,15 @@
  */
 import type { ContentStore } from '../../core/content/store.js';
 import type { Snapshotter } from '../../core/snapshots/snapshotter.js';
-import { type Reference, familiarString, parseReference, withDefaultTag } from '../../core/images/reference.js';
+import { type Reference, familiarString } from '../../core/images/reference.js';
 import type { Platform } from '../../core/images/types.js';
-import { invalidArgument, unauthorized } from '../../core/errdefs/index.js';
+import { unauthorized } from '../../core/errdefs/index.js';
 import type { EventBus } from '../../core/events/bus.js';
 import type { ImageService } from '../images/image-service.js';
 import type { Logger } from '../../util/log.js';
 import { type AuthConfig, redacted, registryErrorText } from './auth.js';
 import { RegistryClient } from './registry-client.js';
 import { type RegistryConfig, RegistryHosts } from './registry-hosts.js';
-import { parsePlatform } from './manifests.js';
 import { type ProgressSink } from './progress.js';
 import { type PullResult, Puller } from './pull.js';
 import { type PushedTag, Pusher } from './push.js';
@@ -41,20 +40,6 @@ export class DistributionService {
    * The reference of POST /images/create?fromImage=&tag=: the tag may be a
    * digest (the docker CLI sends `name` + `sha256:...` that way).
    */
-  static pullReference(fromImage: string, tag: string | undefined): Reference {
-    let ref = parseReference(fromImage);
-    if (tag) {
-      if (ref.tag || ref.digest) throw invalidArgument(`invalid reference: both ${fromImage} and tag ${tag} given`);
-      if (/^sha256:[a-f0-9]{64}$/.test(tag)) ref = { ...ref, digest: tag as Reference['digest'] };
-      else ref = parseReference(`${fromImage}:${tag}`);
-    }
-    return withDefaultTag(ref);
-  }
-
-  static platform(text: string | undefined): Platform | undefined {
-    return text ? parsePlatform(text) : undefined;
-  }
-
   async pull(ref: Reference, o: { platform?: Platform; auth?: AuthConfig; progress: ProgressSink; signal?: AbortSignal }): Promise<PullResult> {
     this.log.info('pulling', { ref: familiarString(ref), auth: redacted(o.auth) });
     const result = await this.puller.pull({ ref, platform: o.platform, auth: o.auth, progress: o.progress, signal: o.signal });

@@ -31,7 +31,7 @@ import { detail, shortDigest } from '../distribution/progress.js';
 import { parseManifest, selectPlatform } from '../distribution/manifests.js';
 import type { Logger } from '../../util/log.js';
 
-interface SaveItem {
+export interface SaveItem {
   id: Digest;
   repoTags: string[];
 }

@@ -24,7 +24,7 @@ export interface DistributionBackend {
   pull(ref: Reference, o: { platform?: Platform; auth?: AuthConfig; progress: (m: ProgressMessage) => void; signal?: AbortSignal }): Promise<unknown>;
   push(ref: Reference, o: { auth?: AuthConfig; progress: (m: ProgressMessage) => void; signal?: AbortSignal }): Promise<unknown>;
   login(auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }>;
-  resolveForSave(names: string[]): unknown[];
+  resolveForSave(names: string[]): Promise<unknown[]>;
   save(items: unknown[], out: NodeJS.WritableStream): Promise<void>;
   load(body: Readable, progress: (m: ProgressMessage) => void): Promise<string[]>;
   exportContainer(id: string): Promise<Readable>;
@@ -85,7 +85,7 @@ export function distributionRoutes(router: Router, b: DistributionBackend): void
   });
 
   const save = async (ctx: RequestContext, names: string[]): Promise<void> => {
-    const items = b.resolveForSave(names);
+    const items = await b.resolveForSave(names);
     const res = ctx.res!;
     res.writeHead(200, { 'Content-Type': 'application/x-tar' });
     try {
