@@ -6,6 +6,7 @@
  * happens when an instruction runs (shell-lex.ts).
  */
 import { invalidArgument } from '../errdefs/index.js';
+import { parseJsonArray } from '../images/changes.js';
 
 export const INSTRUCTIONS = [
   'FROM', 'RUN', 'CMD', 'ENTRYPOINT', 'ENV', 'ARG', 'LABEL', 'EXPOSE', 'WORKDIR', 'USER', 'VOLUME', 'COPY', 'ADD',
@@ -108,19 +109,6 @@ function logicalLines(text: string): { lines: { text: string; line: number }[]; 
   return { lines, escape };
 }
 
-/** `[...]` that is a JSON array of strings, else undefined (shell form). */
-export function jsonArgs(text: string): string[] | undefined {
-  const t = text.trim();
-  if (!t.startsWith('[')) return undefined;
-  try {
-    const v: unknown = JSON.parse(t);
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  } catch {
-    // not JSON: shell form
-  }
-  return undefined;
-}
-
 /** Parses one logical line into an instruction. */
 export function parseInstruction(text: string, line: number): Instruction {
   const m = /^(\S+)\s*([\s\S]*)$/.exec(text);
@@ -144,7 +132,7 @@ export function parseInstruction(text: string, line: number): Instruction {
   }
   const args = rest.trim();
   const ins: Instruction = { keyword, args, flags, line, original: text };
-  const json = jsonArgs(args);
+  const json = parseJsonArray(args);
   if (json && ['RUN', 'CMD', 'ENTRYPOINT', 'SHELL', 'COPY', 'ADD', 'VOLUME', 'HEALTHCHECK'].includes(keyword)) ins.json = json;
   validate(ins);
   return ins;

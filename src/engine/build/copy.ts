@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { errnoCode, invalidArgument, notFound } from '../../core/errdefs/index.js';
+import { resolveInRoot } from '../runtime/rootfs-path.js';
 import { type SourceNode, type SourceTree, expandSource } from './source-tree.js';
 
 export interface Owner {
@@ -64,7 +65,6 @@ export interface CopyOptions {
 
 const PARALLEL_FILES = 16;
 const BUFFER_SIZE = 1 << 20;
-const MAX_LINKS = 255;
 
 /**
  * Writes a step's changes straight into a new layer directory, looking up
@@ -104,29 +104,12 @@ export class LayerTarget {
   }
 
   /** Resolves symlinks in an image path inside the root (as securejoin does), over the layered view. */
-  private async resolve(imagePath: string): Promise<string> {
-    const done: string[] = [];
-    const queue = imagePath.split('/');
-    let links = 0;
-    while (queue.length) {
-      const part = queue.shift()!;
-      if (part === '' || part === '.') continue;
-      if (part === '..') {
-        done.pop();
-        continue;
-      }
-      const rel = [...done, part].join('/');
+  private resolve(imagePath: string): Promise<string> {
+    return resolveInRoot(imagePath, async (rel) => {
       const found = await this.lstat(rel);
-      if (!found?.st.isSymbolicLink()) {
-        done.push(part);
-        continue;
-      }
-      if (++links > MAX_LINKS) throw invalidArgument(`too many levels of symbolic links: ${imagePath}`);
-      const target = await fsp.readlink(path.join(found.inLayer ? this.layer : this.image, rel));
-      if (target.startsWith('/')) done.length = 0;
-      queue.unshift(...target.split('/'));
-    }
-    return done.join('/');
+      if (!found?.st.isSymbolicLink()) return undefined;
+      return fsp.readlink(path.join(found.inLayer ? this.layer : this.image, rel));
+    });
   }
 
   async isDirectory(imagePath: string): Promise<boolean> {

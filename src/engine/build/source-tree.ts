@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { errnoCode, invalidArgument } from '../../core/errdefs/index.js';
+import { errnoCode } from '../../core/errdefs/index.js';
+import { resolveInRoot } from '../runtime/rootfs-path.js';
 import { globMatch, hasGlob } from '../../core/build/glob.js';
 
 export interface SourceNode {
@@ -34,32 +35,12 @@ export interface SourceTree {
   digest(rel: string): Promise<string>;
 }
 
-const MAX_LINKS = 255;
-
 /** Resolves symlinks in every component, relative to the tree's root. */
-export async function resolveInTree(tree: SourceTree, rel: string): Promise<string> {
-  const done: string[] = [];
-  const queue = rel.split('/');
-  let links = 0;
-  while (queue.length) {
-    const part = queue.shift()!;
-    if (part === '' || part === '.') continue;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const candidate = [...done, part].join('/');
+export function resolveInTree(tree: SourceTree, rel: string): Promise<string> {
+  return resolveInRoot(rel, async (candidate) => {
     const node = await tree.lstat(candidate);
-    if (node?.type !== 'symlink') {
-      done.push(part);
-      continue;
-    }
-    if (++links > MAX_LINKS) throw invalidArgument(`too many levels of symbolic links: ${rel}`);
-    const target = node.linkname ?? '';
-    if (target.startsWith('/')) done.length = 0;
-    queue.unshift(...target.split('/'));
-  }
-  return done.join('/');
+    return node?.type === 'symlink' ? (node.linkname ?? '') : undefined;
+  });
 }
 
 /**

@@ -9,7 +9,13 @@ import { errnoCode, invalidArgument } from '../../core/errdefs/index.js';
 
 const MAX_SYMLINKS = 255;
 
-export async function secureJoin(root: string, unsafePath: string): Promise<string> {
+/**
+ * Resolves symlinks in every component of a path relative to a root, as
+ * the container would see them: an absolute target restarts at the root,
+ * ".." never climbs above it. readLink answers the target of a relative
+ * path, or undefined when it is not a symlink (or does not exist).
+ */
+export async function resolveInRoot(unsafePath: string, readLink: (rel: string) => Promise<string | undefined>): Promise<string> {
   const resolved: string[] = [];
   const queue = unsafePath.split('/');
   let links = 0;
@@ -20,24 +26,31 @@ export async function secureJoin(root: string, unsafePath: string): Promise<stri
       resolved.pop();
       continue;
     }
-    const candidate = path.join(root, ...resolved, part);
-    let isLink = false;
-    try {
-      isLink = (await fsp.lstat(candidate)).isSymbolicLink();
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-    }
-    if (!isLink) {
+    const target = await readLink([...resolved, part].join('/'));
+    if (target === undefined) {
       resolved.push(part);
       continue;
     }
     if (++links > MAX_SYMLINKS) throw invalidArgument(`too many levels of symbolic links: ${unsafePath}`);
-    const target = await fsp.readlink(candidate);
     if (target.startsWith('/')) resolved.length = 0;
     queue.unshift(...target.split('/'));
   }
-  return path.join(root, ...resolved);
+  return resolved.join('/');
+}
+
+export async function secureJoin(root: string, unsafePath: string): Promise<string> {
+  const rel = await resolveInRoot(unsafePath, async (candidate) => {
+    const p = path.join(root, candidate);
+    try {
+      if (!(await fsp.lstat(p)).isSymbolicLink()) return undefined;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw err;
+    }
+    return fsp.readlink(p);
+  });
+  return path.join(root, rel);
 }
 
 /** Reads a file inside the root, or undefined when it does not exist. */
