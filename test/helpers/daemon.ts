@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { EngineClient } from '../../src/client/client.js';
 
@@ -210,6 +211,20 @@ export class TestDaemon {
     const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, BERTH_HOST: this.host, DOCKER_CONFIG: path.join(this.dir, 'docker-config') };
     delete env.DOCKER_CONTEXT;
     return env;
+  }
+
+  /** docker CLI against this daemon; asserts success and returns the trimmed stdout. */
+  async ok(args: string[], input?: string | Buffer): Promise<string> {
+    const r = await this.docker(args, input !== undefined ? { input } : {});
+    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  }
+
+  /** docker CLI against this daemon; asserts failure with a message on stderr. */
+  async fails(args: string[], message: RegExp): Promise<void> {
+    const r = await this.docker(args);
+    assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail`);
+    assert.match(r.stderr, message);
   }
 
   docker(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ExecResult> {

@@ -62,11 +62,7 @@ describe('networks', () => {
     await d.cleanup();
   });
 
-  const ok = async (args: string[]): Promise<string> => {
-    const r = await d.docker(args);
-    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
+  const ok = (args: string[], input?: Buffer): Promise<string> => d.ok(args, input);
   const ipOf = async (name: string, net = 'bridge'): Promise<string> => ok(['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name]);
 
   test('the default bridge: addresses, /etc files, container to container by IP, no DNS', async () => {

@@ -29,16 +29,8 @@ describe('restart policies, healthchecks, update, commit', () => {
     await d.cleanup();
   });
 
-  const ok = async (args: string[]): Promise<string> => {
-    const r = await d.docker(args);
-    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const fails = async (args: string[], message: RegExp): Promise<void> => {
-    const r = await d.docker(args);
-    assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail`);
-    assert.match(r.stderr, message);
-  };
+  const ok = (args: string[], input?: Buffer): Promise<string> => d.ok(args, input);
+  const fails = (args: string[], message: RegExp): Promise<void> => d.fails(args, message);
   const state = async (name: string): Promise<State> => JSON.parse(await ok(['inspect', '-f', '{{json .State}}', name]));
   const restartCount = async (name: string): Promise<number> => Number(await ok(['inspect', '-f', '{{.RestartCount}}', name]));
 

@@ -23,16 +23,8 @@ describe('volumes', () => {
     await fsp.rm(hostDir, { recursive: true, force: true });
   });
 
-  const ok = async (args: string[], input?: Buffer): Promise<string> => {
-    const r = await d.docker(args, input ? { input } : {});
-    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout.trim();
-  };
-  const fails = async (args: string[], message: RegExp): Promise<void> => {
-    const r = await d.docker(args);
-    assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail`);
-    assert.match(r.stderr, message);
-  };
+  const ok = (args: string[], input?: Buffer): Promise<string> => d.ok(args, input);
+  const fails = (args: string[], message: RegExp): Promise<void> => d.fails(args, message);
 
   test('named volumes: data outlives containers and the daemon, two containers share it', async () => {
     await ok(['volume', 'create', '--label', 'app=db', 'dbdata']);
