@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 scripts/build.sh
+node dist/test/sweep-abandoned.js
 mapfile -t files < <(find dist/test -name '*.test.js' | sort)
 exec node --test --test-concurrency="${BERTH_TEST_CONCURRENCY:-2}" --test-timeout=600000 "${files[@]}"

@@ -107,7 +107,7 @@ export class TestDaemon {
   private logStream: fs.WriteStream | undefined;
   client: EngineClient;
 
-  private constructor(dir: string, private readonly options: DaemonOptions) {
+  private constructor(dir: string, private readonly options: DaemonOptions, subnetIndex?: number) {
     this.dir = dir;
     this.dataRoot = path.join(dir, 'root');
     this.execRoot = path.join(dir, 'run');
@@ -116,7 +116,79 @@ export class TestDaemon {
     this.cgroupParent = `/berth-test-${path.basename(dir)}`;
     this.client = new EngineClient(this.host);
     this.bridge = `bt${path.basename(dir).slice(3, 9).toLowerCase().replace(/[^a-z0-9]/g, 'x')}`;
-    this.subnetIndex = reserveSubnetIndex(dir);
+    this.subnetIndex = subnetIndex ?? reserveSubnetIndex(dir);
+  }
+
+  /**
+   * Cleans up after test daemons whose test process died before its cleanup
+   * (killed, or a broken pipe): their berthd is gone but containers, mounts,
+   * cgroups, bridges and firewall rules may remain. Directories of a running
+   * berthd, or made in the last minute, are left alone.
+   */
+  static async sweepAbandoned(): Promise<string[]> {
+    const swept: string[] = [];
+    const cmdlines: string[] = [];
+    for (const pid of await fsp.readdir('/proc').catch(() => [] as string[])) {
+      if (/^\d+$/.test(pid)) cmdlines.push(await fsp.readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => ''));
+    }
+    const reservations = new Map<string, number>();
+    for (const f of await fsp.readdir(SUBNET_RESERVATIONS).catch(() => [] as string[])) {
+      reservations.set(await fsp.readFile(path.join(SUBNET_RESERVATIONS, f), 'utf8').catch(() => ''), Number(f));
+    }
+    for (const name of await fsp.readdir('/tmp')) {
+      if (!/^bt-[A-Za-z0-9]{6}$/.test(name)) continue;
+      const dir = path.join('/tmp', name);
+      if (cmdlines.some((c) => c.includes('berthd') && c.includes(`${dir}/root`))) continue;
+      const st = await fsp.stat(dir).catch(() => undefined);
+      if (!st?.isDirectory() || Date.now() - st.mtimeMs < 60_000) continue;
+      const d = new TestDaemon(dir, {}, reservations.get(dir) ?? -1);
+      await d.killLeftovers();
+      await d.unmountAll();
+      await d.removeCgroups();
+      await d.removeNetworkLeftovers();
+      await d.removeBridgesAndRules();
+      await fsp.rm(dir, { recursive: true, force: true });
+      if (d.subnetIndex >= 0) await fsp.rm(path.join(SUBNET_RESERVATIONS, String(d.subnetIndex)), { force: true });
+      swept.push(dir);
+    }
+    return swept;
+  }
+
+  /** A dead daemon's bridges (default and user networks) and the netavark rules for them. */
+  private async removeBridgesAndRules(): Promise<void> {
+    const bridges = new Set([this.bridge]);
+    const subnets = new Set(this.subnetIndex >= 0 ? [this.bridgeSubnet] : []);
+    try {
+      const doc = JSON.parse(await fsp.readFile(path.join(this.dataRoot, 'networks', 'networks.json'), 'utf8')) as {
+        networks: { bridge?: string; ipam?: { Config?: { Subnet?: string }[] } }[];
+      };
+      for (const n of doc.networks) {
+        if (n.bridge) bridges.add(n.bridge);
+        for (const c of n.ipam?.Config ?? []) if (c.Subnet) subnets.add(c.Subnet);
+      }
+    } catch {
+      // no networks recorded
+    }
+    for (const br of bridges) {
+      const ports = await exec('ip', ['-o', 'link', 'show', 'master', br]).catch(() => undefined);
+      for (const m of (ports?.stdout ?? '').matchAll(/^\d+: ([^:@\s]+)/gm)) await exec('ip', ['link', 'del', m[1]]).catch(() => {});
+      await exec('ip', ['link', 'del', br]).catch(() => {});
+    }
+    const mentions = (rule: string): boolean =>
+      [...bridges].some((b) => new RegExp(`(^| )${b}( |$)`).test(rule)) || [...subnets].some((sub) => rule.includes(` ${sub} `) || rule.endsWith(` ${sub}`));
+    for (const table of ['filter', 'nat']) {
+      const rules = (await exec('iptables', ['-t', table, '-S']).catch(() => undefined))?.stdout ?? '';
+      const chains = new Set<string>();
+      for (const rule of rules.split('\n').filter((r) => r.startsWith('-A ') && mentions(r))) {
+        const jump = / -j (NETAVARK-[0-9A-F]+)/.exec(rule)?.[1];
+        if (jump) chains.add(jump);
+        await exec('sh', ['-c', `iptables -t ${table} ${rule.replace(/^-A /, '-D ')}`]).catch(() => {});
+      }
+      for (const chain of chains) {
+        await exec('iptables', ['-t', table, '-F', chain]).catch(() => {});
+        await exec('iptables', ['-t', table, '-X', chain]).catch(() => {});
+      }
+    }
   }
 
   static async start(options: DaemonOptions = {}): Promise<TestDaemon> {
