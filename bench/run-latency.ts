@@ -46,6 +46,8 @@ async function main(): Promise<void> {
     berthSpec.root.path = rootfs;
     berthSpec.mounts = berthSpec.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/etc/'));
     berthSpec.process.args = ['true'];
+    // a network namespace of its own, not the probe's (gone with it)
+    for (const ns of berthSpec.linux.namespaces as { type: string; path?: string }[]) delete ns.path;
     berthSpec.linux.cgroupsPath = `${d.cgroupParent}/bench-floor`;
     const bundle2 = path.join(bundleDir, 'berth-spec');
     await fsp.mkdir(bundle2);

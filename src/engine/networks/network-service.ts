@@ -65,8 +65,23 @@ interface SandboxState {
   request: NetavarkRequest;
 }
 
+/** A network namespace on the default bridge set up before any container asked for it. */
+interface WarmSandbox {
+  /** Owner of its address in the pool until a container takes it. */
+  id: string;
+  ip: string;
+  mac: string;
+  state: SandboxState;
+}
+
+/** Warm sandboxes kept ready on the default bridge. */
+const WARM_SANDBOXES = 2;
+
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const DEFAULT_BRIDGE_CANDIDATES = ['172.30.0.0/16', '172.31.0.0/16', '172.29.0.0/16', '10.222.0.0/16', '192.168.231.0/24'];
+
+/** How long a stopped container's network cleanup waits before it starts. */
+const TEARDOWN_DELAY_MS = 50;
 
 export class NetworkService implements ContainerNetworking {
   private networks = new Map<string, NetworkRecord>();
@@ -121,22 +136,26 @@ export class NetworkService implements ContainerNetworking {
         this.scheduleTeardown(c.id);
       }
     }
-    // netns files nobody owns
+    // netns files nobody owns (warm sandboxes of an earlier run among them)
     const owned = new Set(containers.map((c) => c.id));
+    for (const state of this.sandboxes.values()) owned.add(path.basename(state.netns));
     for (const name of await fsp.readdir(this.netnsDir)) {
       const id = name.replace(/\.json$/, '');
       if (!owned.has(id)) await this.dropNetns(path.join(this.netnsDir, id));
     }
     this.timer = setInterval(() => void this.checkFirewall(), 5000);
     this.timer.unref();
+    void this.refillWarm();
   }
 
   shutdown(): void {
     if (this.timer) clearInterval(this.timer);
+    this.stopping = true;
   }
 
   /** At daemon stop: an unused default bridge is removed, so nothing is left on the host. */
   async shutdownCleanup(): Promise<void> {
+    await this.drainWarm();
     await Promise.allSettled([...this.teardowns.values()]);
     // containers that keep running without the daemon keep their isolation
     if (this.sandboxes.size === 0) await this.removeIsolationJump();
@@ -662,6 +681,8 @@ export class NetworkService implements ContainerNetworking {
     await this.teardowns.get(c.id);
     const nets = Object.keys(c.networkSettings.Networks).map((name) => this.resolve(name));
     if (nets.length === 0) nets.push(this.resolve('bridge'));
+    const warm = await this.takeWarm(c, nets);
+    if (warm) return warm;
     const owner = c.id;
     const request: NetavarkRequest = {
       container_id: c.id,
@@ -714,6 +735,7 @@ export class NetworkService implements ContainerNetworking {
     for (const n of nets) this.events.publish('network', 'connect', n.id, { container: c.id, name: n.name, type: 'bridge' });
 
     // The kernel work runs while runc creates the container.
+    for (const n of nets) this.pendingSetups.set(n.name, (this.pendingSetups.get(n.name) ?? 0) + 1);
     const ready = this.withNetworkLocks(nets.map((n) => n.name), async () => {
       for (const n of nets) {
         if (!this.bridgesReady.has(n.bridge) || !linkExists(n.bridge)) {
@@ -722,7 +744,9 @@ export class NetworkService implements ContainerNetworking {
           this.bridgesReady.add(n.bridge);
         }
       }
+      const t0 = performance.now();
       const status = await this.netavark.setup(netns, request);
+      this.log.debug('netavark setup', { id: shortId(c.id), ms: Math.round(performance.now() - t0) });
       if (!this.isolationJumpInstalled) void this.ensureIsolationJump();
       for (const n of nets) {
         const ifname = request.networks[n.name].interface_name;
@@ -731,6 +755,12 @@ export class NetworkService implements ContainerNetworking {
       }
     });
     ready.catch(() => {}); // awaited by the caller; never unhandled
+    void ready
+      .catch(() => {})
+      .finally(() => {
+        for (const n of nets) this.pendingSetups.set(n.name, (this.pendingSetups.get(n.name) ?? 1) - 1);
+        if ([...this.pendingSetups.values()].every((v) => v <= 0)) for (const wake of this.setupWaiters.splice(0)) wake();
+      });
     return {
       namespace: { path: netns },
       kind: 'bridge',
@@ -739,6 +769,132 @@ export class NetworkService implements ContainerNetworking {
       dnsServers: dnsServer ? [dnsServer] : undefined,
       ready,
     };
+  }
+
+  // ---- warm sandboxes ------------------------------------------------------
+
+  private readonly warm: WarmSandbox[] = [];
+  private warmFilling: Promise<void> | undefined;
+  private stopping = false;
+
+  /**
+   * netavark takes ~60 ms per setup here (two dozen iptables calls, each a
+   * process), longer than runc takes to create the container. For the
+   * common case — the default bridge, no published ports, no fixed address —
+   * a network namespace set up ahead of time is handed over instead, and
+   * another is prepared in the background.
+   */
+  private async takeWarm(c: ContainerRecord, nets: NetworkRecord[]): Promise<NetworkSetup | undefined> {
+    const n = nets[0];
+    if (nets.length !== 1 || n.name !== 'bridge' || n.dns || this.portRequests(c).length) return undefined;
+    const existing = c.networkSettings.Networks[n.name];
+    if (existing?.IPAMConfig?.IPv4Address || existing?.MacAddress || c.config.MacAddress) return undefined;
+    const w = this.warm.shift();
+    if (!w) {
+      this.log.debug('no warm network namespace ready');
+      void this.refillWarm();
+      return undefined;
+    }
+    const pool = this.pools.get(n.id)!;
+    pool.release(w.id);
+    pool.claim(w.ip, c.id);
+    const ep = existing ?? (c.networkSettings.Networks[n.name] = this.endpointRecord(c, n, {}));
+    ep.IPAddress = w.ip;
+    ep.IPPrefixLen = pool.prefix;
+    ep.Gateway = n.internal ? '' : n.ipam.Config[0].Gateway;
+    ep.EndpointID = crypto.randomBytes(32).toString('hex');
+    ep.NetworkID = n.id;
+    ep.MacAddress = w.mac;
+    c.networkSettings.Ports = this.portsView(c, []);
+    c.networkSettings.SandboxKey = w.state.netns;
+    this.sandboxes.set(c.id, w.state);
+    await writeJsonAtomic(this.sandboxFile(c.id), w.state);
+    this.events.publish('network', 'connect', n.id, { container: c.id, name: n.name, type: 'bridge' });
+    void this.refillWarm();
+    return { namespace: { path: w.state.netns }, kind: 'bridge', addresses: [w.ip], hostGateway: this.defaultGateway(), ready: Promise.resolve() };
+  }
+
+  /** Prepares warm sandboxes on the default bridge until there are WARM_SANDBOXES (background work). */
+  private refillWarm(): Promise<void> {
+    this.warmFilling ??= this.fillWarm().finally(() => {
+      this.warmFilling = undefined;
+    });
+    return this.warmFilling;
+  }
+
+  private async fillWarm(): Promise<void> {
+    const n = this.byName('bridge');
+    if (!n) return;
+    while (this.warm.length < WARM_SANDBOXES && !this.stopping) {
+      await this.setupsSettled([n.name]);
+      if (this.stopping) return;
+      const id = `warm-${crypto.randomBytes(8).toString('hex')}`;
+      const pool = this.pools.get(n.id)!;
+      let ip: string;
+      try {
+        ip = pool.allocate(id);
+      } catch {
+        return; // the network is full: containers get the addresses
+      }
+      const netns = path.join(this.netnsDir, id);
+      const request: NetavarkRequest = {
+        container_id: newId(),
+        container_name: id,
+        port_mappings: [],
+        networks: { [n.name]: { static_ips: [ip], aliases: [], interface_name: 'eth0' } },
+        network_info: { [n.name]: this.netavarkNetwork(n) },
+      };
+      try {
+        await fsp.writeFile(netns, '');
+        native().createNetns(netns);
+        const status = await this.withNetworkLocks([n.name], async () => {
+          if (!this.bridgesReady.has(n.bridge) || !linkExists(n.bridge)) {
+            await ensureBridge(n.bridge, this.gatewayOf(n));
+            this.bridgesReady.add(n.bridge);
+          }
+          return this.netavark.setup(netns, request);
+        });
+        if (!this.isolationJumpInstalled) void this.ensureIsolationJump();
+        this.warm.push({ id, ip, mac: status[n.name]?.interfaces?.eth0?.mac_address ?? '', state: { netns, request } });
+        this.log.debug('warm network namespace ready', { ready: this.warm.length });
+      } catch (err) {
+        pool.release(id);
+        await this.dropNetns(netns);
+        this.log.warn('preparing a network namespace ahead of time failed', { error: err as Error });
+        return;
+      }
+    }
+  }
+
+  /** At shutdown: warm sandboxes are undone, so the host is left as it was. */
+  private async drainWarm(): Promise<void> {
+    this.stopping = true;
+    await this.warmFilling;
+    for (const w of this.warm.splice(0)) {
+      await this.withNetworkLocks(Object.keys(w.state.request.networks), () => this.netavark.teardown(w.state.netns, w.state.request)).catch(() => {});
+      await this.dropNetns(w.state.netns);
+      const n = this.byName('bridge');
+      if (n) this.pools.get(n.id)?.release(w.id);
+    }
+  }
+
+  /** Setups in flight per network: background teardowns let them go first. */
+  private readonly pendingSetups = new Map<string, number>();
+  private setupWaiters: (() => void)[] = [];
+
+  /**
+   * A teardown is background work: it starts a moment after the exit and
+   * waits while starts are setting up the same networks, so back-to-back
+   * `docker run`s do not queue behind the previous one's cleanup.
+   */
+  private async setupsSettled(names: string[]): Promise<void> {
+    await new Promise((r) => setTimeout(r, TEARDOWN_DELAY_MS));
+    while (names.some((n) => (this.pendingSetups.get(n) ?? 0) > 0)) {
+      await new Promise<void>((resolve) => {
+        this.setupWaiters.push(resolve);
+        setTimeout(resolve, 1000); // never wait on a setup that hangs
+      });
+    }
   }
 
   private async withNetworkLocks<T>(names: string[], fn: () => Promise<T>): Promise<T> {
@@ -772,9 +928,11 @@ export class NetworkService implements ContainerNetworking {
     if (!state) return;
     this.sandboxes.delete(id);
     const previous = this.teardowns.get(id) ?? Promise.resolve();
+    const names = Object.keys(state.request.networks);
     const job = previous
+      .then(() => this.setupsSettled(names))
       .then(() =>
-        this.withNetworkLocks(Object.keys(state.request.networks), async () => {
+        this.withNetworkLocks(names, async () => {
           await this.netavark.teardown(state.netns, state.request).catch((err) => {
             this.log.warn('netavark teardown failed', { id: shortId(id), error: err as Error });
           });
