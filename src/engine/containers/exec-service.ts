@@ -22,7 +22,7 @@ import { shortId } from '../../util/ids.js';
 import { AttachHub, type AttachClient } from './attach.js';
 import { CreateError, type ConmonRuntime } from '../runtime/conmon.js';
 import { NsexecStartError, NsexecUnsupported, type NsexecProcessSpec, type NsexecRuntime } from '../runtime/nsexec.js';
-import { DEFAULT_PATH, availableCapabilities, capabilitySet } from '../runtime/spec.js';
+import { DEFAULT_PATH, availableCapabilities, capabilitySet, ociRlimits } from '../runtime/spec.js';
 import { resolveUser } from '../runtime/user.js';
 import { pidBelongsTo } from './container-service.js';
 
@@ -73,6 +73,12 @@ const MAX_SESSIONS_PER_CONTAINER = 256;
 interface ExecProcessSpec extends NsexecProcessSpec {
   terminal: boolean;
   consoleSize?: { height: number; width: number };
+  /**
+   * The container's, as Docker's exec spec copies them: runc 1.1 exec loses
+   * the container's own NOFILE limit otherwise (its Go runtime restores the
+   * limit it started with). The helper applies the container's directly.
+   */
+  rlimits?: { type: string; soft: number; hard: number }[];
 }
 
 /** A started process, whichever path runs it. */
@@ -216,6 +222,7 @@ export class ExecService {
     };
     const size = config.ConsoleSize;
     if (config.Tty && size && size[0] > 0) spec.consoleSize = { height: size[0], width: size[1] };
+    if (c.hostConfig.Ulimits?.length) spec.rlimits = ociRlimits(c.hostConfig.Ulimits);
     return spec;
   }
 
