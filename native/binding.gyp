@@ -10,7 +10,8 @@
       "target_name": "berth-nsexec",
       "type": "executable",
       "sources": ["src/berth_nsexec.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"]
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-static"]
     }
   ]
 }

@@ -271,6 +271,10 @@ describe('exec isolation: the helper path confines like runc exec', () => {
     const big = crypto.randomBytes(3 << 20).toString('base64');
     assert.equal((await ok(['exec', '-i', 'plain', 'wc', '-c'], big)).trim(), String(big.length));
     assert.equal(await ok(['exec', '-i', 'plain', 'sh', '-c', 'cat; echo after-eof'], 'x\n'), 'x\nafter-eof\n');
+    // a background process holding stdout delays the end by Docker's 2 s grace at most
+    const t0 = Date.now();
+    assert.equal(await ok(['exec', 'plain', 'sh', '-c', 'sleep 8 & echo started']), 'started\n');
+    assert.ok(Date.now() - t0 < 6000, `the stream ended ${Date.now() - t0} ms after the exit`);
     await ok(['exec', 'plain', 'sh', '-c', 'head -c 4000000 /dev/urandom > /tmp/big']);
     const want = (await ok(['exec', 'plain', 'sha256sum', '/tmp/big'])).split(' ')[0];
     const raw = await new Promise<{ out: Buffer; err: Buffer; code: number | null }>((resolve) => {

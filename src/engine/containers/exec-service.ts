@@ -87,7 +87,15 @@ interface StartedExec {
   exit: Promise<number>;
   /** Resolves when all output reached the client. */
   outputDone: Promise<void>;
+  /** Gives up on output still pending (a background process holds the pipes). */
+  closeStreams(): void;
 }
+
+/**
+ * After the exit, how long output may still arrive: Docker waits 2 s for the
+ * streams of an exec (a background process may hold them), then closes them.
+ */
+const STREAM_GRACE_MS = 2000;
 
 /** Docker's text for an exec that could not start (clients match it). */
 function startFailure(err: unknown): Error {
@@ -243,7 +251,7 @@ export class ExecService {
     const context = await nsexec.context(c.id, c.state.Pid, this.containers.bundle(c.id));
     const proc = nsexec.run({ containerId: c.id, context, process: spec, stdin: s.config.AttachStdin ?? false });
     const outputDone = new Promise<void>((resolve) => AttachHub.connect(client, proc, resolve));
-    return { pid: proc.pid, exit: proc.exit, outputDone };
+    return { pid: proc.pid, exit: proc.exit, outputDone, closeStreams: () => proc.closeStreams() };
   }
 
   /** The conmon path: conmon runs `runc exec` with the session's process.json. */
@@ -266,7 +274,8 @@ export class ExecService {
       outputDone = new Promise((resolve) => AttachHub.connect(client, conn, resolve));
       proc.release();
     }
-    return { pid: proc.pid, exit: proc.exit, outputDone };
+    // conmon closes the session's streams itself when the process ends
+    return { pid: proc.pid, exit: proc.exit, outputDone, closeStreams: () => {} };
   }
 
   /**
@@ -312,13 +321,16 @@ export class ExecService {
           return 126;
         },
       );
-      const outputDone = started.outputDone;
+      const done = started;
       void finished.then(async (code) => {
         mark('exit');
         s.exitCode = code;
         s.running = false;
         this.events.publish('container', 'exec_die', c.id, this.containers.eventAttributes(c, { execID: s.id, exitCode: String(code) }));
-        await outputDone;
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([done.outputDone, new Promise<void>((resolve) => (grace = setTimeout(resolve, STREAM_GRACE_MS)))]);
+        clearTimeout(grace);
+        done.closeStreams();
         mark('output-done');
         this.log.debug('exec session ended', { exec: shortId(s.id), path: route, ms: marks });
         client?.close();

@@ -39,6 +39,9 @@ const RLIMIT_NUMBERS: Record<string, number> = {
 
 const RLIM_INFINITY = 0xffffffffffffffffn;
 
+/** Well below an AF_UNIX socket's send buffer, so a blocking write never blocks. */
+const INLINE_REQUEST_MAX = 64 * 1024;
+
 /** What an exec into one running container needs from its spec and its init. */
 export interface ContainerExecContext {
   initPid: number;
@@ -220,6 +223,7 @@ export class NsexecProcess extends EventEmitter {
   readonly pid: Promise<number>;
   readonly exit: Promise<number>;
   private stdinSocket: net.Socket | undefined;
+  private readonly outputSockets: net.Socket[] = [];
   private openStreams = 0;
   private forwarding = true;
 
@@ -232,6 +236,18 @@ export class NsexecProcess extends EventEmitter {
     };
     const [ctlOurs, ctlTheirs] = addon.socketpair();
     fds.push(ctlOurs, ctlTheirs);
+    // The helper's first read must not wait for our event loop: a request that
+    // fits the socket buffer is written now, before the helper exists.
+    let unsent = request;
+    if (request.length <= INLINE_REQUEST_MAX) {
+      try {
+        fs.writeSync(ctlOurs, request);
+        unsent = Buffer.alloc(0);
+      } catch (err) {
+        closeAll(fds);
+        throw err;
+      }
+    }
     let outR: number, outW: number, errR: number, errW: number, inR: number, inW = -1;
     try {
       [outR, outW] = addon.pipe();
@@ -260,6 +276,7 @@ export class NsexecProcess extends EventEmitter {
 
     const reader = (fd: number, stream: 1 | 2): void => {
       const sock = new net.Socket({ fd, readable: true, writable: false });
+      this.outputSockets.push(sock);
       this.openStreams++;
       let done = false;
       const finish = (): void => {
@@ -308,7 +325,7 @@ export class NsexecProcess extends EventEmitter {
     });
     ctl.on('end', () => settle(undefined));
     ctl.on('error', () => settle(undefined));
-    ctl.write(request);
+    if (unsent.length) ctl.write(unsent);
   }
 
   /** Input for the process (exec -i). */
@@ -322,6 +339,17 @@ export class NsexecProcess extends EventEmitter {
     if (!s) return;
     this.stdinSocket = undefined;
     s.end(() => s.destroy());
+  }
+
+  /**
+   * Closes our ends of the process's pipes. For after the exit: a background
+   * process that kept stdout open then sees EPIPE, as with Docker, and we do
+   * not hold its pipes for as long as it lives.
+   */
+  closeStreams(): void {
+    for (const s of this.outputSockets) s.destroy();
+    if (this.stdinSocket) this.stdinSocket.destroy();
+    this.stdinSocket = undefined;
   }
 
   /**
