@@ -249,7 +249,9 @@ export class ExecService {
     // The init must still be the container's; the helper checks again with a pidfd.
     if (!pidBelongsTo(c.state.Pid, c.id)) throw conflict(`Container ${c.id} is not running`);
     const context = await nsexec.context(c.id, c.state.Pid, this.containers.bundle(c.id));
-    const proc = nsexec.run({ containerId: c.id, context, process: spec, stdin: s.config.AttachStdin ?? false });
+    // a stdin pipe only when the client can feed it and end it
+    const stdin = (s.config.AttachStdin ?? false) && client.stdin && client.input !== undefined;
+    const proc = nsexec.run({ containerId: c.id, context, process: spec, stdin });
     const outputDone = new Promise<void>((resolve) => AttachHub.connect(client, proc, resolve));
     return { pid: proc.pid, exit: proc.exit, outputDone, closeStreams: () => proc.closeStreams() };
   }

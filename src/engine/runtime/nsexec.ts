@@ -241,7 +241,8 @@ export class NsexecProcess extends EventEmitter {
     let unsent = request;
     if (request.length <= INLINE_REQUEST_MAX) {
       try {
-        fs.writeSync(ctlOurs, request);
+        let off = 0;
+        while (off < request.length) off += fs.writeSync(ctlOurs, request, off);
         unsent = Buffer.alloc(0);
       } catch (err) {
         closeAll(fds);
@@ -381,6 +382,7 @@ export class NsexecRuntime {
         const addon = native();
         if (typeof addon.spawn !== 'function' || typeof addon.seccompCompile !== 'function') throw new Error('the native addon predates the exec helper; rebuild it');
         if (!fs.existsSync('/proc/self/ns/pid')) throw new Error('no /proc/self/ns');
+        this.executable();
         this.availability = null;
       } catch (err) {
         this.availability = errorMessage(err);
