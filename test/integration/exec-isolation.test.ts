@@ -89,7 +89,7 @@ describe('exec isolation: the helper path confines like runc exec', () => {
 
   test('capabilities, no_new_privs and seccomp mode match runc exec, for the default set, cap-add/drop, privileged, exec --privileged, -u', async () => {
     await ok(['run', '-d', '--name', 'plain', 'busybox', 'sleep', '300']);
-    await ok(['run', '-d', '--name', 'tuned', '--cap-add', 'NET_ADMIN', '--cap-drop', 'CHOWN', '--security-opt', 'no-new-privileges', 'busybox', 'sleep', '300']);
+    await ok(['run', '-d', '--name', 'tuned', '--cap-add', 'NET_ADMIN', '--cap-add', 'SYS_PTRACE', '--cap-drop', 'CHOWN', '--security-opt', 'no-new-privileges', 'busybox', 'sleep', '300']);
     await ok(['run', '-d', '--name', 'priv', '--privileged', 'busybox', 'sleep', '300']);
     const sessions = await helperSessions();
     const status = ['cat', '/proc/self/status'];
@@ -152,6 +152,14 @@ describe('exec isolation: the helper path confines like runc exec', () => {
       assert.deepEqual(stubShape(ours.stub), stubShape(theirs.stub), 'the -ENOSYS stub has the same checks');
     }
     fast.proc.kill('SIGKILL');
+    // a profile filtered for other capabilities (SYS_PTRACE allows more; no_new_privs): still the init's filter
+    const tuned = await execInBackground('tuned', ['sleep', '33']);
+    const tunedOurs = splitStub(await dump(tuned.pid));
+    const tunedInit = splitStub(await dump((await inspect('tuned')).State.Pid));
+    assert.equal(tunedOurs.rest, tunedInit.rest);
+    assert.deepEqual(stubShape(tunedOurs.stub), stubShape(tunedInit.stub));
+    assert.notEqual(tunedOurs.rest, ours.rest, 'the two profiles differ');
+    tuned.proc.kill('SIGKILL');
   });
 
   test('a syscall the profile blocks fails inside the exec; privileged and unconfined containers allow it', async () => {
