@@ -234,9 +234,9 @@ export class ExecService {
     return spec;
   }
 
-  /** Whether a session takes the helper path (attached, no tty, helper usable). */
-  private fastPath(config: ExecConfig, attached: boolean): boolean {
-    return attached && !config.Tty && this.nsexec !== undefined && this.nsexec.unavailable() === null;
+  /** Whether an attached session takes the helper path (no tty, helper usable). */
+  private fastPath(config: ExecConfig): boolean {
+    return !config.Tty && this.nsexec !== undefined && this.nsexec.unavailable() === null;
   }
 
   /**
@@ -301,7 +301,7 @@ export class ExecService {
       const spec = await this.processSpec(c, s.config);
       mark('spec');
       let started: StartedExec | undefined;
-      if (client && this.fastPath(s.config, true)) {
+      if (client && this.fastPath(s.config)) {
         try {
           started = await this.startFast(c, s, client, spec);
           route = 'nsexec';
