@@ -23,7 +23,7 @@ import { AttachHub, type AttachClient } from './attach.js';
 import { CreateError, type ConmonRuntime } from '../runtime/conmon.js';
 import { NsexecStartError, NsexecUnsupported, type NsexecProcessSpec, type NsexecRuntime } from '../runtime/nsexec.js';
 import { DEFAULT_PATH, availableCapabilities, capabilitySet, ociRlimits } from '../runtime/spec.js';
-import { resolveUser } from '../runtime/user.js';
+import { resolveUserSync } from '../runtime/user.js';
 import { pidBelongsTo } from './container-service.js';
 
 export interface ExecConfig {
@@ -202,9 +202,9 @@ export class ExecService {
   }
 
   /** The OCI process for the session: the container's environment and user, adjusted. */
-  private async processSpec(c: ContainerRecord, config: ExecConfig): Promise<ExecProcessSpec> {
+  private processSpec(c: ContainerRecord, config: ExecConfig): ExecProcessSpec {
     const rootfs = this.containers.rootfsPath(c.id);
-    const user = await resolveUser(rootfs, config.User ?? c.config.User, c.hostConfig.GroupAdd ?? []);
+    const user = resolveUserSync(rootfs, config.User ?? c.config.User, c.hostConfig.GroupAdd ?? []);
     const env = [...(c.config.Env ?? [])];
     for (const e of config.Env ?? []) {
       const k = e.split('=')[0];
@@ -298,7 +298,7 @@ export class ExecService {
     };
     let route: 'nsexec' | 'conmon' = 'conmon';
     try {
-      const spec = await this.processSpec(c, s.config);
+      const spec = this.processSpec(c, s.config);
       mark('spec');
       let started: StartedExec | undefined;
       if (client && this.fastPath(s.config)) {
