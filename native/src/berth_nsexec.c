@@ -574,7 +574,21 @@ static void child(const struct request *r, int sync_fd, const int *tasks_fds) {
   child_fail("exec %s: %s", name, go_strerror(errno));
 }
 
+/* Every signal back to its default. posix_spawn leaves glibc's internal
+ * signals (32, 33) ignored, and an ignored signal stays ignored across
+ * execve; runc's Go runtime catches everything, so its children start with
+ * all defaults. glibc refuses to touch 32 and 33: the raw system call, with
+ * a zeroed kernel sigaction (handler SIG_DFL whatever the arch's layout). */
+static void default_signals(void) {
+  static const unsigned char zero[64];
+  for (int sig = 1; sig < _NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    syscall(SYS_rt_sigaction, sig, zero, NULL, (size_t)(_NSIG / 8));
+  }
+}
+
 int main(void) {
+  default_signals();
   /* Container processes must not ptrace us or open our /proc fds while we hold host resources. */
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("prctl(PR_SET_DUMPABLE): %s", strerror(errno));
   close_fds_from(CTL_FD + 1);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { REPO, TestDaemon, eventually, exec } from '../helpers/daemon.js';
 
-const STATUS_FIELDS = ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp', 'Seccomp_filters'];
+const STATUS_FIELDS = ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb', 'NoNewPrivs', 'Seccomp', 'Seccomp_filters', 'SigBlk', 'SigIgn', 'SigCgt'];
 
 function statusFields(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -100,6 +100,7 @@ describe('exec isolation: the helper path confines like runc exec', () => {
     assert.deepEqual(statusFields(plain.fast), {
       CapInh: '0000000000000000', CapPrm: '00000000a80425fb', CapEff: '00000000a80425fb', CapBnd: '00000000a80425fb',
       CapAmb: '0000000000000000', NoNewPrivs: '0', Seccomp: '2', Seccomp_filters: '1',
+      SigBlk: '0000000000000000', SigIgn: '0000000000000000', SigCgt: '0000000000000000',
     });
     // the container's own process, started by runc run
     const initStatus = statusFields(await fsp.readFile(`/proc/${(await inspect('plain')).State.Pid}/status`, 'utf8'));
