@@ -13,6 +13,7 @@ import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../core/errdefs/index.js';
@@ -382,6 +383,9 @@ export class NsexecRuntime {
         const addon = native();
         if (typeof addon.spawn !== 'function' || typeof addon.seccompCompile !== 'function') throw new Error('the native addon predates the exec helper; rebuild it');
         if (!fs.existsSync('/proc/self/ns/pid')) throw new Error('no /proc/self/ns');
+        // pidfd_open (5.3) pins the init and watches the helper
+        const [major, minor] = os.release().split('.').map((n) => parseInt(n, 10));
+        if (major < 5 || (major === 5 && minor < 3)) throw new Error(`kernel ${os.release()} has no pidfd_open (5.3)`);
         this.executable();
         this.availability = null;
       } catch (err) {
