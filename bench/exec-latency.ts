@@ -1,7 +1,8 @@
 /**
  * `docker exec C true`, median of N runs, through the same docker CLI
  * against berthd and against Docker (Debian docker.io, overlay2) side by
- * side, plus `berth exec`. Target (issue 3): berthd <= 0.5x Docker.
+ * side, plus `berth exec`, one run of each in turn. Target (issue 3): berthd
+ * <= 0.5x Docker.
  *
  *   node dist/bench/exec-latency.js [runs=20]
  */
@@ -13,11 +14,15 @@ import { fmt, stats, table, timeCommand } from './util.js';
 
 const runs = Number(process.argv[2] ?? 20);
 
-async function median(n: number, fn: () => Promise<number>): Promise<{ median: number; p90: number }> {
-  for (let i = 0; i < 3; i++) await fn(); // warm up
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) samples.push(await fn());
-  return stats(samples);
+/**
+ * Medians of n runs of each path, taken in turns (one of each per round) so
+ * that a load change on this shared machine weighs on every path alike.
+ */
+async function interleaved(n: number, paths: (() => Promise<number>)[]): Promise<{ median: number; p90: number }[]> {
+  for (let i = 0; i < 3; i++) for (const fn of paths) await fn(); // warm up
+  const samples: number[][] = paths.map(() => []);
+  for (let i = 0; i < n; i++) for (const [k, fn] of paths.entries()) samples[k].push(await fn());
+  return samples.map((s) => stats(s));
 }
 
 async function main(): Promise<void> {
@@ -39,13 +44,15 @@ async function main(): Promise<void> {
 
     const env = d.env();
     const rows = [['path', 'median', 'p90', 'x Docker']];
-    const dockerExec = await median(runs, () => timeCommand('docker', ['exec', refId, 'true'], dockerEnv));
-    const berthdExec = await median(runs, () => timeCommand('docker', ['exec', ourId, 'true'], env));
-    const berthExec = await median(runs, () => timeCommand(BERTH, ['exec', ourId, 'true'], env));
+    const [dockerExec, berthdExec, berthExec] = await interleaved(runs, [
+      () => timeCommand('docker', ['exec', refId, 'true'], dockerEnv),
+      () => timeCommand('docker', ['exec', ourId, 'true'], env),
+      () => timeCommand(BERTH, ['exec', ourId, 'true'], env),
+    ]);
     rows.push(['docker CLI -> dockerd (reference)', fmt(dockerExec.median), fmt(dockerExec.p90), '1.00']);
     rows.push(['docker CLI -> berthd', fmt(berthdExec.median), fmt(berthdExec.p90), (berthdExec.median / dockerExec.median).toFixed(2)]);
     rows.push(['berth -> berthd', fmt(berthExec.median), fmt(berthExec.p90), (berthExec.median / dockerExec.median).toFixed(2)]);
-    console.log(`exec C true, ${runs} runs each (after 3 warm-up runs)\n`);
+    console.log(`exec C true, ${runs} runs each, taken in turns (after 3 warm-up rounds)\n`);
     console.log(table(rows));
     const ratio = berthdExec.median / dockerExec.median;
     console.log(`\ntarget berthd <= 0.5x Docker: ${ratio <= 0.5 ? 'met' : 'MISSED'} (${ratio.toFixed(2)}x)`);

@@ -13,6 +13,11 @@ export interface DaemonConfig {
   initPath: string;
   runtimePath: string;
   conmonPath: string;
+  /**
+   * berth-nsexec, the helper that runs attached non-tty exec sessions without
+   * runc; '' for the one built in native/, 'none' to run every exec through runc.
+   */
+  execHelper: string;
   /** Socket file mode (0660) and owning group, if any. */
   group?: string;
   /** Bridge interface of the default network. */
@@ -34,6 +39,7 @@ export const DEFAULTS: DaemonConfig = {
   initPath: '/usr/bin/tini-static',
   runtimePath: 'runc',
   conmonPath: 'conmon',
+  execHelper: '',
   bridge: 'berth0',
   addressPool: { base: '10.211.0.0/16', size: 24 },
   registry: DEFAULT_REGISTRY_CONFIG,
@@ -52,6 +58,8 @@ Options:
       --init-path string       Init binary for --init containers (default "/usr/bin/tini-static")
       --runtime string         runc binary (default "runc")
       --conmon string          conmon binary (default "conmon")
+      --exec-helper string     Exec helper for attached non-tty exec sessions, or "none" to use runc exec
+                               for all (default: native/build/Release/berth-nsexec)
   -G, --group string           Group for the API socket
   -b, --bridge string          Bridge interface of the default network (default "berth0")
       --bip string             Default bridge address and prefix, e.g. 172.30.0.1/16
@@ -124,6 +132,9 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonConfig | 'help' 
         break;
       case '--conmon':
         cfg.conmonPath = value();
+        break;
+      case '--exec-helper':
+        cfg.execHelper = value();
         break;
       case '-G':
       case '--group':

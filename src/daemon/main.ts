@@ -30,6 +30,7 @@ import { networkRoutes } from '../server/routers/networks.js';
 import { volumeRoutes } from '../server/routers/volumes.js';
 import { execRoutes } from '../server/routers/exec.js';
 import { ExecService } from '../engine/containers/exec-service.js';
+import { NsexecRuntime } from '../engine/runtime/nsexec.js';
 import { HealthMonitor } from '../engine/containers/health.js';
 import { VolumeService } from '../engine/volumes/volume-service.js';
 import { ContainerMounts } from '../engine/containers/mounts.js';
@@ -154,7 +155,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
   containers.setMounts(mounts);
   // records first: networking restores addresses and ports from them; then
   // containers, whose writable layers image GC must know about
-  const execs = new ExecService(containers, runtime, cfg.execRoot, events, log.child({ component: 'exec' }));
+  const nsexec = cfg.execHelper === 'none' ? undefined : new NsexecRuntime(cfg.execHelper ? path.resolve(cfg.execHelper) : undefined);
+  const execs = new ExecService(containers, runtime, nsexec, cfg.execRoot, events, log.child({ component: 'exec' }));
   await execs.init();
   containers.execIds = (id) => execs.idsFor(id);
   const health = new HealthMonitor(

@@ -5,7 +5,20 @@
  * `runc start`, so no output is lost.
  */
 import { DetachFilter } from '../../core/containers/detach-keys.js';
-import type { AttachConnection } from '../runtime/conmon.js';
+
+/**
+ * A process's streams as a client sees them: a conmon attach connection, or
+ * an exec helper's pipes. 'data' carries the stream (1 stdout, 2 stderr).
+ */
+export interface AttachStream {
+  on(event: 'data', listener: (stream: number, data: Buffer) => void): unknown;
+  on(event: 'end', listener: () => void): unknown;
+  write(data: Buffer): void;
+  /** End of the client's input. */
+  endInput(): void;
+  /** The client is gone. */
+  close(): void;
+}
 
 export interface AttachInput {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
@@ -54,11 +67,11 @@ export class AttachHub {
   }
 
   /**
-   * Plumbs a client to a conmon attach connection. `onEnd` decides when the
+   * Plumbs a client to a process's streams. `onEnd` decides when the
    * client's stream closes (exec waits for the exit code first); detaching
    * closes the client but leaves the process running.
    */
-  static connect(client: AttachClient, conn: AttachConnection, onEnd: () => void = () => client.close()): void {
+  static connect(client: AttachClient, conn: AttachStream, onEnd: () => void = () => client.close()): void {
     conn.on('data', (stream: number, data: Buffer) => {
       if (stream === 1 && client.stdout) client.output(1, data);
       else if (stream === 2 && client.stderr) client.output(2, data);

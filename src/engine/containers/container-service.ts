@@ -23,7 +23,7 @@ import { newId, shortId } from '../../util/ids.js';
 import type { Logger } from '../../util/log.js';
 import { KeyedMutex, Mutex } from '../../util/mutex.js';
 import { generateUniqueName } from '../../util/names.js';
-import { processExists } from '../../util/proc.js';
+import { processExists, run } from '../../util/proc.js';
 import { ZERO_TIME, rfc3339Nano } from '../../util/time.js';
 import { humanDuration } from '../../util/units.js';
 import type { ImageService } from '../images/image-service.js';
@@ -1011,6 +1011,46 @@ export class ContainerService {
     }
     await this.start(c.id);
     this.events.publish('container', 'restart', c.id, this.eventAttributes(c));
+  }
+
+  /**
+   * docker top: the host's `ps` (default -ef) restricted to the container's
+   * processes, parsed as Docker does (moby's parsePSOutput).
+   */
+  async top(input: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const c = this.resolve(input);
+    if (!c.state.Running) throw conflict(`Container ${c.id} is not running`);
+    if (c.state.Restarting) throw conflict(`Container ${c.id} is restarting, wait until the container is running`);
+    for (const m of psArgs.matchAll(/\s+([^\s]*)=\s*(PID[^\s]*)/g)) {
+      if (m[1] !== m[2]) throw invalidArgument(`specifying "${m[1]}=${m[2]}" is not allowed`);
+    }
+    const pids = new Set(await this.runtime.runc.ps(c.id));
+    const r = await run('ps', psArgs.split(/[ \t\n\r\v\f]+/).filter(Boolean));
+    if (r.code !== 0) throw internal(`ps: ${r.stderr.trim() || `exit status ${r.code}`}`);
+    const lines = r.stdout.split('\n');
+    const fields = (line: string): string[] => line.split(/[ \t\n\r\v\f]+/).filter(Boolean);
+    const titles = fields(lines[0] ?? '');
+    const pidIndex = titles.indexOf('PID');
+    if (pidIndex < 0) throw internal("Couldn't find PID field in ps output");
+    const processes: string[][] = [];
+    let previousInContainer = false;
+    const add = (f: string[]): void => {
+      processes.push([...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')]);
+    };
+    for (const line of lines.slice(1)) {
+      if (!line) continue;
+      const f = fields(line);
+      // thread lines (ps -m) carry "-" and belong to the process above
+      if (f[pidIndex] === '-') {
+        if (previousInContainer) add(f);
+        continue;
+      }
+      const pid = Number(f[pidIndex]);
+      if (!Number.isInteger(pid)) throw internal(`Unexpected pid '${f[pidIndex]}'`);
+      previousInContainer = pids.has(pid);
+      if (previousInContainer) add(f);
+    }
+    return { Titles: titles, Processes: processes };
   }
 
   async pause(input: string): Promise<void> {

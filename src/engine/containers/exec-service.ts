@@ -1,8 +1,13 @@
 /**
  * ExecService: `docker exec` sessions. A session is created (POST
- * /containers/{id}/exec), then started once, attached or detached; conmon
- * runs `runc exec` and reports the pid and the exit code. Sessions live in
- * memory, as in Docker, and go with their container.
+ * /containers/{id}/exec), then started once, attached or detached. Sessions
+ * live in memory, as in Docker, and go with their container.
+ *
+ * Two paths run them. Attached sessions without a tty (docker exec C cmd,
+ * exec -i, healthchecks) go through berth-nsexec (runtime/nsexec.ts), which
+ * enters the container as `runc exec` does at a fraction of its cost. Tty
+ * and detached sessions go through conmon + `runc exec`: conmon holds the
+ * terminal, and a detached process keeps its monitor across daemon restarts.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,9 +20,11 @@ import type { EventBus } from '../../core/events/bus.js';
 import type { Logger } from '../../util/log.js';
 import { shortId } from '../../util/ids.js';
 import { AttachHub, type AttachClient } from './attach.js';
-import type { ConmonRuntime } from '../runtime/conmon.js';
-import { DEFAULT_PATH, availableCapabilities, capabilitySet } from '../runtime/spec.js';
-import { resolveUser } from '../runtime/user.js';
+import { CreateError, type ConmonRuntime } from '../runtime/conmon.js';
+import { NsexecStartError, NsexecUnsupported, type NsexecProcessSpec, type NsexecRuntime } from '../runtime/nsexec.js';
+import { DEFAULT_PATH, availableCapabilities, capabilitySet, ociRlimits } from '../runtime/spec.js';
+import { resolveUserSync } from '../runtime/user.js';
+import { pidBelongsTo } from './container-service.js';
 
 export interface ExecConfig {
   AttachStdin?: boolean;
@@ -49,6 +56,8 @@ export interface ExecContainers {
   resolve(input: string): ContainerRecord;
   get(id: string): ContainerRecord | undefined;
   rootfsPath(id: string): string;
+  /** The OCI bundle runc runs the container from (config.json). */
+  bundle(id: string): string;
   eventAttributes(c: ContainerRecord, extra?: Record<string, string>): Record<string, string>;
 }
 
@@ -60,12 +69,48 @@ export interface CapturedRun {
 
 const MAX_SESSIONS_PER_CONTAINER = 256;
 
+/** The exec session's OCI process (process.json for runc exec). */
+interface ExecProcessSpec extends NsexecProcessSpec {
+  terminal: boolean;
+  consoleSize?: { height: number; width: number };
+  /**
+   * The container's, as Docker's exec spec copies them: runc 1.1 exec loses
+   * the container's own NOFILE limit otherwise (its Go runtime restores the
+   * limit it started with). The helper applies the container's directly.
+   */
+  rlimits?: { type: string; soft: number; hard: number }[];
+}
+
+/** A started process, whichever path runs it. */
+interface StartedExec {
+  pid: Promise<number>;
+  exit: Promise<number>;
+  /** Resolves when all output reached the client. */
+  outputDone: Promise<void>;
+  /** Gives up on output still pending (a background process holds the pipes). */
+  closeStreams(): void;
+}
+
+/**
+ * After the exit, how long output may still arrive: Docker waits 2 s for the
+ * streams of an exec (a background process may hold them), then closes them.
+ */
+const STREAM_GRACE_MS = 2000;
+
+/** Docker's text for an exec that could not start (clients match it). */
+function startFailure(err: unknown): Error {
+  if (err instanceof CreateError || err instanceof NsexecStartError) return new Error(`OCI runtime exec failed: ${err.message}: unknown`);
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 export class ExecService {
   private readonly sessions = new Map<string, ExecSession>();
 
   constructor(
     private readonly containers: ExecContainers,
     private readonly runtime: ConmonRuntime,
+    /** The exec helper; undefined runs every session through runc exec. */
+    private readonly nsexec: NsexecRuntime | undefined,
     private readonly execRoot: string,
     private readonly events: EventBus,
     private readonly log: Logger,
@@ -75,6 +120,8 @@ export class ExecService {
     // sessions do not survive the daemon: their directories are leftovers
     await fsp.rm(path.join(this.execRoot, 'exec'), { recursive: true, force: true });
     await fsp.mkdir(path.join(this.execRoot, 'exec'), { recursive: true, mode: 0o700 });
+    const why = this.nsexec?.unavailable();
+    if (why) this.log.warn('exec helper unavailable: exec sessions run through runc exec', { error: why });
   }
 
   private runningContainer(input: string): ContainerRecord {
@@ -121,6 +168,7 @@ export class ExecService {
 
   forgetContainer(containerId: string): void {
     for (const s of this.sessions.values()) if (s.containerId === containerId) this.sessions.delete(s.id);
+    this.nsexec?.forget(containerId);
   }
 
   inspect(id: string): Record<string, unknown> {
@@ -154,9 +202,9 @@ export class ExecService {
   }
 
   /** The OCI process for the session: the container's environment and user, adjusted. */
-  private async processSpec(c: ContainerRecord, config: ExecConfig): Promise<Record<string, unknown>> {
+  private processSpec(c: ContainerRecord, config: ExecConfig): ExecProcessSpec {
     const rootfs = this.containers.rootfsPath(c.id);
-    const user = await resolveUser(rootfs, config.User ?? c.config.User, c.hostConfig.GroupAdd ?? []);
+    const user = resolveUserSync(rootfs, config.User ?? c.config.User, c.hostConfig.GroupAdd ?? []);
     const env = [...(c.config.Env ?? [])];
     for (const e of config.Env ?? []) {
       const k = e.split('=')[0];
@@ -170,18 +218,66 @@ export class ExecService {
     if (config.Tty && !has('TERM')) env.push('TERM=xterm');
     if (!has('HOME')) env.push(`HOME=${user.home || '/'}`);
     const caps = config.Privileged ? availableCapabilities() : capabilitySet(c.hostConfig.Privileged, c.hostConfig.CapAdd ?? [], c.hostConfig.CapDrop ?? []);
-    const spec: Record<string, unknown> = {
+    const spec: ExecProcessSpec = {
       terminal: config.Tty ?? false,
       user: { uid: user.uid, gid: user.gid, ...(user.additionalGids.length ? { additionalGids: user.additionalGids } : {}) },
-      args: config.Cmd,
+      args: config.Cmd ?? [],
       env,
       cwd: config.WorkingDir || c.config.WorkingDir || '/',
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      noNewPrivileges: (c.hostConfig.SecurityOpt ?? []).some((o) => o.startsWith('no-new-privileges')),
+      // the container's own setting, read as the container's spec reads it
+      noNewPrivileges: (c.hostConfig.SecurityOpt ?? []).some((o) => /^no-new-privileges(?:[:=]true)?$/.test(o)),
     };
     const size = config.ConsoleSize;
     if (config.Tty && size && size[0] > 0) spec.consoleSize = { height: size[0], width: size[1] };
+    if (c.hostConfig.Ulimits?.length) spec.rlimits = ociRlimits(c.hostConfig.Ulimits);
     return spec;
+  }
+
+  /** Whether an attached session takes the helper path (no tty, helper usable). */
+  private fastPath(config: ExecConfig): boolean {
+    return !config.Tty && this.nsexec !== undefined && this.nsexec.unavailable() === null;
+  }
+
+  /**
+   * The helper path: berth-nsexec enters the container runc made. Throws
+   * NsexecUnsupported (before starting anything) when the container needs
+   * what only runc does; the caller then takes the conmon path.
+   */
+  private async startFast(c: ContainerRecord, s: ExecSession, client: AttachClient, spec: ExecProcessSpec): Promise<StartedExec> {
+    const nsexec = this.nsexec!;
+    // The init must still be the container's; the helper checks again with a pidfd.
+    if (!pidBelongsTo(c.state.Pid, c.id)) throw conflict(`Container ${c.id} is not running`);
+    const context = await nsexec.context(c.id, c.state.Pid, this.containers.bundle(c.id));
+    // a stdin pipe only when the client can feed it and end it
+    const stdin = (s.config.AttachStdin ?? false) && client.stdin && client.input !== undefined;
+    const proc = nsexec.run({ containerId: c.id, context, process: spec, stdin });
+    const outputDone = new Promise<void>((resolve) => AttachHub.connect(client, proc, resolve));
+    return { pid: proc.pid, exit: proc.exit, outputDone, closeStreams: () => proc.closeStreams() };
+  }
+
+  /** The conmon path: conmon runs `runc exec` with the session's process.json. */
+  private async startConmon(c: ContainerRecord, s: ExecSession, client: AttachClient | undefined, spec: ExecProcessSpec): Promise<StartedExec> {
+    await fsp.mkdir(s.dir, { recursive: true, mode: 0o700 });
+    await fsp.writeFile(path.join(s.dir, 'process.json'), JSON.stringify(spec));
+    const attach = client !== undefined;
+    const proc = this.runtime.exec({
+      containerId: c.id,
+      execId: s.id,
+      dir: s.dir,
+      terminal: s.config.Tty ?? false,
+      stdin: (s.config.AttachStdin ?? false) && attach,
+      attach,
+    });
+    let outputDone: Promise<void> = Promise.resolve();
+    if (client) {
+      await proc.ready;
+      const conn = this.runtime.attach(s.dir);
+      outputDone = new Promise((resolve) => AttachHub.connect(client, conn, resolve));
+      proc.release();
+    }
+    // conmon closes the session's streams itself when the process ends
+    return { pid: proc.pid, exit: proc.exit, outputDone, closeStreams: () => {} };
   }
 
   /**
@@ -195,61 +291,59 @@ export class ExecService {
     const c = this.runningContainer(s.containerId);
     s.started = true;
     if (consoleSize) s.config.ConsoleSize = consoleSize;
-    const attach = client !== undefined;
     const t0 = performance.now();
     const marks: Record<string, number> = {};
     const mark = (name: string): void => {
       marks[name] = Math.round((performance.now() - t0) * 10) / 10;
     };
+    let route: 'nsexec' | 'conmon' = 'conmon';
     try {
-      await fsp.mkdir(s.dir, { recursive: true, mode: 0o700 });
-      await fsp.writeFile(path.join(s.dir, 'process.json'), JSON.stringify(await this.processSpec(c, s.config)));
+      const spec = this.processSpec(c, s.config);
       mark('spec');
-      const proc = this.runtime.exec({
-        containerId: c.id,
-        execId: s.id,
-        dir: s.dir,
-        terminal: s.config.Tty ?? false,
-        stdin: (s.config.AttachStdin ?? false) && attach,
-        attach,
-      });
-      let outputDone: Promise<void> = Promise.resolve();
-      mark('spawned');
-      if (client) {
-        await proc.ready;
-        mark('ready');
-        const conn = this.runtime.attach(s.dir);
-        outputDone = new Promise((resolve) => AttachHub.connect(client, conn, resolve));
-        proc.release();
+      let started: StartedExec | undefined;
+      if (client && this.fastPath(s.config)) {
+        try {
+          started = await this.startFast(c, s, client, spec);
+          route = 'nsexec';
+        } catch (err) {
+          if (!(err instanceof NsexecUnsupported)) throw err;
+          this.log.info('exec helper cannot enter this container; using runc exec', { id: shortId(c.id), reason: err.message });
+        }
       }
-      s.pid = await proc.pid;
+      started ??= await this.startConmon(c, s, client, spec);
+      mark('spawned');
+      s.pid = await started.pid;
       mark('pid');
       s.running = true;
       this.events.publish('container', `exec_start: ${s.config.Cmd!.join(' ')}`, c.id, this.containers.eventAttributes(c, { execID: s.id }));
-      const finished = proc.exit.then(
+      const finished = started.exit.then(
         (code) => code,
         (err) => {
           this.log.warn('exec session ended without a status', { exec: shortId(s.id), error: errorMessage(err) });
           return 126;
         },
       );
+      const done = started;
       void finished.then(async (code) => {
         mark('exit');
         s.exitCode = code;
         s.running = false;
         this.events.publish('container', 'exec_die', c.id, this.containers.eventAttributes(c, { execID: s.id, exitCode: String(code) }));
-        await outputDone;
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([done.outputDone, new Promise<void>((resolve) => (grace = setTimeout(resolve, STREAM_GRACE_MS)))]);
+        clearTimeout(grace);
+        done.closeStreams();
         mark('output-done');
-        this.log.debug('exec session ended', { exec: shortId(s.id), ms: marks });
+        this.log.debug('exec session ended', { exec: shortId(s.id), path: route, ms: marks });
         client?.close();
-        await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
+        if (route === 'conmon') await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
       });
     } catch (err) {
       // the caller reports the error (into the stream, when it is attached) and closes it
       s.running = false;
       s.exitCode = /not found|no such file/i.test(errorMessage(err)) ? 127 : 126;
-      await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
-      throw err;
+      if (route === 'conmon') await fsp.rm(s.dir, { recursive: true, force: true }).catch(() => {});
+      throw startFailure(err);
     }
   }
 

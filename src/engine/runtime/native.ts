@@ -20,6 +20,20 @@ export interface NativeAddon {
   seqpacketWrite(handle: SeqpacketHandle, data: Buffer): void;
   seqpacketShutdown(handle: SeqpacketHandle): void;
   seqpacketClose(handle: SeqpacketHandle): void;
+  /** A pipe: [read end, write end], close-on-exec. */
+  pipe(): [number, number];
+  /** Two connected AF_UNIX stream sockets, close-on-exec. */
+  socketpair(): [number, number];
+  /** A memfd copy of the file, sealed against writes (execute it as /proc/self/fd/N). */
+  sealedCopy(path: string): number;
+  /**
+   * posix_spawn (no copy of the daemon's memory) with stdio[i] as fd i,
+   * default signals and a new session; onExit gets the exit code, or -1 and
+   * the signal number. Returns the pid.
+   */
+  spawn(file: string, argv: string[], stdio: number[], onExit: (code: number, signal: number) => void): number;
+  /** An OCI LinuxSeccomp compiled to BPF (struct sock_filter[]) as runc 1.1 loads it. */
+  seccompCompile(profile: object): Buffer;
 }
 
 /** An opaque handle owned by the addon. */

@@ -67,6 +67,11 @@ export class Runc {
     if (r.code !== 0) throw new RuncError(runcMessage(r.stderr || r.stdout) || `runc update failed (exit ${r.code})`);
   }
 
+  /** Host pids of every process in the container's cgroup. */
+  async ps(id: string): Promise<number[]> {
+    return (JSON.parse((await this.exec(['ps', '--format', 'json', id])) || '[]') as number[] | null) ?? [];
+  }
+
   pause(id: string): Promise<string> {
     return this.exec(['pause', id]);
   }

@@ -249,6 +249,14 @@ const RLIMITS = new Set([
   'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss', 'rtprio', 'rttime', 'sigpending', 'stack', 'as',
 ]);
 
+/** --ulimit as OCI process rlimits. */
+export function ociRlimits(ulimits: readonly { Name: string; Soft: number; Hard: number }[]): { type: string; soft: number; hard: number }[] {
+  return ulimits.map((u) => {
+    if (!RLIMITS.has(u.Name)) throw invalidArgument(`invalid ulimit type: ${u.Name}`);
+    return { type: `RLIMIT_${u.Name.toUpperCase()}`, soft: u.Soft, hard: u.Hard };
+  });
+}
+
 export function buildSpec(o: SpecOptions): OciSpec {
   const caps = capabilitySet(o.privileged, o.capAdd ?? [], o.capDrop ?? []);
   const securityOpt = o.securityOpt ?? [];
@@ -271,12 +279,7 @@ export function buildSpec(o: SpecOptions): OciSpec {
     process.consoleSize = { height: o.consoleSize[0], width: o.consoleSize[1] };
   }
   if (o.oomScoreAdj) process.oomScoreAdj = o.oomScoreAdj;
-  if (o.ulimits?.length) {
-    process.rlimits = o.ulimits.map((u) => {
-      if (!RLIMITS.has(u.Name)) throw invalidArgument(`invalid ulimit type: ${u.Name}`);
-      return { type: `RLIMIT_${u.Name.toUpperCase()}`, soft: u.Soft, hard: u.Hard };
-    });
-  }
+  if (o.ulimits?.length) process.rlimits = ociRlimits(o.ulimits);
 
   const mounts = defaultMounts(o.privileged, o.shmSize);
   if (o.init) mounts.push({ destination: '/sbin/docker-init', type: 'bind', source: o.init, options: ['rbind', 'ro', 'rprivate'] });

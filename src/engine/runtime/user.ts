@@ -3,7 +3,7 @@
  * container's own /etc/passwd and /etc/group, as runc's libcontainer/user does.
  */
 import { invalidArgument } from '../../core/errdefs/index.js';
-import { readInRoot } from './rootfs-path.js';
+import { readInRoot, readInRootSync } from './rootfs-path.js';
 
 export interface ResolvedUser {
   uid: number;
@@ -57,8 +57,17 @@ function parseGroup(text: string | undefined): GroupEntry[] {
 const isNumeric = (s: string): boolean => /^\d+$/.test(s);
 
 export async function resolveUser(rootfs: string, spec: string, groupAdd: readonly string[] = []): Promise<ResolvedUser> {
-  const [userPart, groupPart] = spec === '' ? ['', undefined] : spec.split(':', 2);
   const [passwdText, groupText] = await Promise.all([readInRoot(rootfs, '/etc/passwd'), readInRoot(rootfs, '/etc/group')]);
+  return resolveUserIn(passwdText, groupText, spec, groupAdd);
+}
+
+/** resolveUser without the thread pool (exec, where each millisecond shows). */
+export function resolveUserSync(rootfs: string, spec: string, groupAdd: readonly string[] = []): ResolvedUser {
+  return resolveUserIn(readInRootSync(rootfs, '/etc/passwd'), readInRootSync(rootfs, '/etc/group'), spec, groupAdd);
+}
+
+function resolveUserIn(passwdText: string | undefined, groupText: string | undefined, spec: string, groupAdd: readonly string[]): ResolvedUser {
+  const [userPart, groupPart] = spec === '' ? ['', undefined] : spec.split(':', 2);
   const passwd = parsePasswd(passwdText);
   const groups = parseGroup(groupText);
 

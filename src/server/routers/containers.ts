@@ -30,6 +30,7 @@ export interface ContainersBackend {
   stop(id: string, o: { timeout?: number; signal?: string }): Promise<void>;
   restart(id: string, o: { timeout?: number; signal?: string }): Promise<void>;
   kill(id: string, signal?: string): Promise<void>;
+  top(id: string, psArgs?: string): Promise<{ Titles: string[]; Processes: string[][] }>;
   pause(id: string): Promise<void>;
   unpause(id: string): Promise<void>;
   rename(id: string, name: string): Promise<void>;
@@ -157,6 +158,10 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
     } catch (err) {
       if (!ctx.signal.aborted) res.end(JSON.stringify({ StatusCode: -1, Error: { Message: String(err) } }) + '\n');
     }
+  });
+
+  router.get('/containers/:id/top', async (ctx) => {
+    ctx.json(200, await b.top(ctx.params.id, ctx.str('ps_args') || undefined));
   });
 
   router.get('/containers/:id/logs', async (ctx) => {
