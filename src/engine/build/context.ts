@@ -57,6 +57,8 @@ export class BuildContext implements SourceTree {
           reader.write(chunk as Buffer);
           if (sink.buffered >= SPOOL_WRITE) await sink.flush(out);
         }
+        await sink.flush(out);
+        await sink.drain();
       } finally {
         signal?.removeEventListener('abort', onAbort);
       }
@@ -69,6 +71,7 @@ export class BuildContext implements SourceTree {
         if (!(err instanceof TarFormatError && sink.complete && /Unexpected end of data/.test(err.message))) throw err;
       }
       await sink.flush(out);
+      await sink.drain();
     } catch (err) {
       await out.close().catch(() => {});
       await fsp.rm(spool, { force: true });
@@ -263,13 +266,49 @@ class SpoolSink implements TarSink {
     this.complete = true;
   }
 
+  private writes: Promise<unknown>[] = [];
+
+  /**
+   * Starts writing what is gathered (one writev, no copy) and returns at
+   * once unless two writes are already under way: parsing and hashing go on
+   * while the kernel copies.
+   */
   async flush(out: fsp.FileHandle): Promise<void> {
     if (!this.buffered) return;
-    const data = Buffer.concat(this.chunks, this.buffered);
+    const chunks = this.chunks;
+    const position = this.position;
+    this.position += this.buffered;
     this.chunks = [];
     this.buffered = 0;
-    await out.write(data, 0, data.length, this.position);
-    this.position += data.length;
+    const write = writeAll(out, chunks, position);
+    write.catch(() => {}); // awaited by drain() or the next flush; never unhandled meanwhile
+    this.writes.push(write);
+    if (this.writes.length > 2) await this.writes.shift();
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.writes.splice(0));
+  }
+}
+
+/** writev until every byte is written (a short write continues where it stopped). */
+async function writeAll(out: fsp.FileHandle, chunks: Buffer[], position: number): Promise<void> {
+  let pending = chunks;
+  let at = position;
+  while (pending.length) {
+    const { bytesWritten } = await out.writev(pending, at);
+    at += bytesWritten;
+    let skip = bytesWritten;
+    const rest: Buffer[] = [];
+    for (const c of pending) {
+      if (skip >= c.length) {
+        skip -= c.length;
+        continue;
+      }
+      rest.push(skip ? c.subarray(skip) : c);
+      skip = 0;
+    }
+    pending = rest;
   }
 }
 
