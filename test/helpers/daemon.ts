@@ -236,7 +236,8 @@ export class TestDaemon {
       '--log-level', 'debug',
       ...(this.options.args ?? []),
     ];
-    const proc = spawn(process.execPath, [BERTHD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // bin/berthd itself, so the node flags of its #! line apply
+    const proc = spawn(BERTHD, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.pipe(this.logStream, { end: false });
     proc.stderr!.pipe(this.logStream, { end: false });
     this.proc = proc;

@@ -19,9 +19,12 @@ export function detectCompression(head: Buffer): Compression {
 
 /**
  * Reads the first bytes of a stream without losing them: resolves with the
- * head and a stream that replays it followed by the rest.
+ * head and a stream that replays it followed by the rest. That stream is a
+ * buffering copy stage (1 MiB) unless `inPlace`: then it is the source itself,
+ * paused, with the head put back, for a reader that consumes chunks as they
+ * come and would only pay for the extra stage.
  */
-export function peek(source: Readable, bytes = 8): Promise<{ head: Buffer; stream: Readable }> {
+export function peek(source: Readable, bytes = 8, inPlace = false): Promise<{ head: Buffer; stream: Readable }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let have = 0;
@@ -31,6 +34,11 @@ export function peek(source: Readable, bytes = 8): Promise<{ head: Buffer; strea
       source.off('error', onError);
       source.pause();
       const head = Buffer.concat(chunks);
+      if (inPlace && !source.readableEnded) {
+        if (head.length) source.unshift(head);
+        resolve({ head, stream: source });
+        return;
+      }
       const out = new PassThrough({ highWaterMark: 1 << 20 });
       out.write(head);
       source.pipe(out);
@@ -82,9 +90,12 @@ export function decompressor(kind: Compression): { input: NodeJS.WritableStream 
   }
 }
 
-/** Returns the plain tar stream for a possibly compressed source. */
-export async function decompressed(source: Readable): Promise<{ stream: Readable; compression: Compression }> {
-  const { head, stream } = await peek(source);
+/**
+ * Returns the plain tar stream for a possibly compressed source; `inPlace`
+ * as for peek() (uncompressed input then comes back as the source itself).
+ */
+export async function decompressed(source: Readable, inPlace = false): Promise<{ stream: Readable; compression: Compression }> {
+  const { head, stream } = await peek(source, 8, inPlace);
   const compression = detectCompression(head);
   const d = decompressor(compression);
   if (!d) return { stream, compression };

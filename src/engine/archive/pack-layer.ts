@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
+import { tarStream } from './tar-stream.js';
 import { native } from '../runtime/native.js';
 import { OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from './apply-layer.js';
 
@@ -32,7 +33,7 @@ export interface PackOptions {
 }
 
 export function packLayer(root: string, options: PackOptions = {}): Readable {
-  const pack = tar.pack();
+  const pack = tarStream().pack();
   const links = new Map<string, string>();
 
   // headers of omitIfEmpty directories, written before their first child

@@ -16,7 +16,8 @@ import fs from 'node:fs';
 import fsp, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import tar from 'tar-stream';
+import type tar from 'tar-stream';
+import { tarStream } from '../archive/tar-stream.js';
 import type { ContainerRecord } from '../../core/containers/types.js';
 import { BerthError, errnoCode, forbidden, internal, invalidArgument, notFound } from '../../core/errdefs/index.js';
 import type { EventBus } from '../../core/events/bus.js';
@@ -524,7 +525,7 @@ export class ContainerArchive {
         const loc = await this.locate(fsx, abs, input, p);
         const stat = await this.pathStat(fsx, abs, loc);
         const out = begin(stat);
-        const pack = tar.pack();
+        const pack = tarStream().pack();
         // a failed send (the client went away) stops the walk, wherever it waits
         const abandon = new AbortController();
         const onAbort = (): void => abandon.abort();
@@ -587,7 +588,7 @@ export class ContainerArchive {
 
   private async unpack(fsx: ContainerFs, base: string, body: Readable, options: ExtractOptions, owner: Owner | undefined): Promise<void> {
     const { stream } = await decompressed(body);
-    const extract = tar.extract();
+    const extract = tarStream().extract();
     const writer = new Extractor(fsx, base, options, owner);
     feed(stream, extract);
     const entries = (extract as unknown as AsyncIterable<TarEntry>)[Symbol.asyncIterator]();
