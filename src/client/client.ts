@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { Duplex, Readable } from 'node:stream';
+import { forEachJsonLine } from './json-lines.js';
 
 export const CLIENT_API_VERSION = '1.44';
 
@@ -159,25 +160,11 @@ export class EngineClient {
 
   /** Parses a JSON-lines progress stream; throws on an error line. */
   async progress(res: Readable, onMessage: (m: Record<string, unknown>) => void): Promise<void> {
-    let buf = '';
     let failure: string | undefined;
-    for await (const chunk of res) {
-      buf += (chunk as Buffer).toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        const m = JSON.parse(line) as Record<string, unknown>;
-        if (m.error || m.errorDetail) failure = String(m.error ?? (m.errorDetail as { message?: string }).message);
-        else onMessage(m);
-      }
-    }
-    if (buf.trim()) {
-      const m = JSON.parse(buf) as Record<string, unknown>;
-      if (m.error) failure = String(m.error);
+    await forEachJsonLine<Record<string, unknown>>(res, (m) => {
+      if (m.error || m.errorDetail) failure = String(m.error ?? (m.errorDetail as { message?: string }).message);
       else onMessage(m);
-    }
+    });
     if (failure !== undefined) throw new ApiError(500, failure);
   }
 }

@@ -109,4 +109,15 @@ describe('events', () => {
       child.kill('SIGTERM');
     }
   });
+
+  test('berth events renders the same stream, as lines and as JSON', async () => {
+    const until = String(Math.floor(Date.now() / 1000) + 1);
+    const plain = await d.berth(['events', '--since', String(since), '--until', until, '--filter', 'container=ev2']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /^\S+ container die [0-9a-f]{64} \(.*exitCode=3.*\)$/m);
+    const json = await d.berth(['events', '--since', String(since), '--until', until, '--filter', 'type=network', '--format', '{{json .}}']);
+    assert.equal(json.code, 0, json.stderr);
+    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as EventLine);
+    assert.ok(lines.length > 0 && lines.every((e) => e.Type === 'network'), json.stdout);
+  });
 });

@@ -17,6 +17,7 @@ import type { Flags } from '../flags.js';
 import { UsageError, parseSize } from '../run-options.js';
 import { dockerignoreMatcher, type IgnoreMatcher } from '../../util/dockerignore.js';
 import { detectCompression } from '../../engine/archive/compression.js';
+import { forEachJsonLine } from '../../client/json-lines.js';
 
 /** Reads all of stdin. */
 async function readStdin(): Promise<Buffer> {
@@ -247,10 +248,8 @@ const build: Command = {
     let imageId: string | undefined;
     let failure: { message: string; code: number } | undefined;
     const t0 = performance.now();
-    let buf = '';
-    const handle = (line: string): void => {
-      if (!line.trim()) return;
-      const m = JSON.parse(line) as { stream?: string; aux?: { ID?: string }; error?: string; errorDetail?: { message?: string; code?: number }; status?: string; id?: string };
+    type BuildMessage = { stream?: string; aux?: { ID?: string }; error?: string; errorDetail?: { message?: string; code?: number }; status?: string; id?: string };
+    const handle = (m: BuildMessage): void => {
       if (m.errorDetail || m.error) {
         failure = { message: m.errorDetail?.message ?? m.error ?? 'build failed', code: m.errorDetail?.code || 1 };
       } else if (m.aux?.ID) {
@@ -262,15 +261,7 @@ const build: Command = {
         if (!/^(Downloading|Extracting|Waiting)/.test(m.status)) process.stdout.write(`      ${m.id ? `${m.id}: ` : ''}${m.status}\n`);
       }
     };
-    for await (const chunk of res) {
-      buf += (chunk as Buffer).toString('utf8');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        handle(buf.slice(0, nl));
-        buf = buf.slice(nl + 1);
-      }
-    }
-    handle(buf);
+    await forEachJsonLine(res, handle);
     if (failure) {
       ctx.err(failure.message);
       return failure.code;

@@ -12,6 +12,7 @@ import {
   splitPathDirEntry, unpackLocal,
 } from '../copy.js';
 import { renderRows } from '../output.js';
+import { forEachJsonLine } from '../../client/json-lines.js';
 
 const enc = encodeURIComponent;
 const STAT_HEADER = 'x-docker-container-path-stat';
@@ -294,17 +295,8 @@ export function statsRow(container: string, s: StatsFrame | undefined, noTrunc: 
 }
 
 /** Reads a stats stream, calling onFrame per JSON object, until it ends. */
-async function readFrames(res: IncomingMessage, onFrame: (f: StatsFrame) => void): Promise<void> {
-  let buf = '';
-  for await (const chunk of res) {
-    buf += (chunk as Buffer).toString('utf8');
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl).trim();
-      buf = buf.slice(nl + 1);
-      if (line) onFrame(JSON.parse(line) as StatsFrame);
-    }
-  }
+function readFrames(res: IncomingMessage, onFrame: (f: StatsFrame) => void): Promise<void> {
+  return forEachJsonLine(res, onFrame);
 }
 
 const stats: Command = {

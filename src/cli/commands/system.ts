@@ -5,6 +5,7 @@ import type { Command } from '../cli.js';
 import { Template } from '../template.js';
 import { unescapeFormat } from '../output.js';
 import { filtersQuery } from './lifecycle.js';
+import { forEachJsonLine } from '../../client/json-lines.js';
 
 const version: Command = {
   name: 'version',
@@ -109,18 +110,11 @@ const events: Command = {
       query: { filters: filtersQuery(f.strings('filter')), since: f.string('since') || undefined, until: f.string('until') || undefined },
     });
     const tpl = f.string('format') ? new Template(unescapeFormat(f.string('format') === 'json' ? '{{json .}}' : f.string('format'))) : undefined;
-    let buf = '';
-    for await (const chunk of res) {
-      buf += (chunk as Buffer).toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (!line.trim()) continue;
-        const e = JSON.parse(line) as { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
+    type Event = { Type: string; Action: string; Actor: { ID: string; Attributes: Record<string, string> }; timeNano: number };
+    await forEachJsonLine<Event>(res, (e) => {
         if (tpl) {
           ctx.out(tpl.execute(e));
-          continue;
+          return;
         }
         const ts = new Date(Math.floor(e.timeNano / 1e6)).toISOString().replace('Z', '') + String(e.timeNano % 1e6).padStart(6, '0') + 'Z';
         const attrs = Object.keys(e.Actor.Attributes)
@@ -128,8 +122,7 @@ const events: Command = {
           .map((k) => `${k}=${e.Actor.Attributes[k]}`)
           .join(', ');
         ctx.out(`${ts.replace(/\.(\d{3})\d{6}Z$/, (_m, ms) => `.${ms}`)}${''} ${e.Type} ${e.Action} ${e.Actor.ID}${attrs ? ` (${attrs})` : ''}`);
-      }
-    }
+    });
     return 0;
   },
 };
