@@ -534,30 +534,29 @@ static napi_value SeqpacketClose(napi_env env, napi_callback_info info) {
 
 /* ---- processes: pipes, posix_spawn, exit watch ------------------------- */
 
+/* [fds[0], fds[1]] as a JS array */
+static napi_value fd_pair(napi_env env, const int fds[2]) {
+  napi_value arr, v;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  for (uint32_t i = 0; i < 2; i++) {
+    CHECK(napi_create_int32(env, fds[i], &v));
+    CHECK(napi_set_element(env, arr, i, v));
+  }
+  return arr;
+}
+
 /* pipe(): [read, write], both close-on-exec */
 static napi_value Pipe(napi_env env, napi_callback_info info) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) return throw_errno(env, errno, "pipe2", NULL);
-  napi_value arr, v;
-  CHECK(napi_create_array_with_length(env, 2, &arr));
-  for (uint32_t i = 0; i < 2; i++) {
-    napi_create_int32(env, fds[i], &v);
-    napi_set_element(env, arr, i, v);
-  }
-  return arr;
+  return fd_pair(env, fds);
 }
 
 /* socketpair(): two connected AF_UNIX stream sockets, close-on-exec */
 static napi_value Socketpair(napi_env env, napi_callback_info info) {
   int fds[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) return throw_errno(env, errno, "socketpair", NULL);
-  napi_value arr, v;
-  CHECK(napi_create_array_with_length(env, 2, &arr));
-  for (uint32_t i = 0; i < 2; i++) {
-    napi_create_int32(env, fds[i], &v);
-    napi_set_element(env, arr, i, v);
-  }
-  return arr;
+  return fd_pair(env, fds);
 }
 
 /* sealedCopy(path): fd of a memfd holding the file, sealed against writes.

@@ -374,12 +374,7 @@ export class TestDaemon {
   }
 
   private async unmountAll(): Promise<void> {
-    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m) => m && m.startsWith(this.dir + '/'))
-      .sort((a, b) => b.length - a.length);
-    for (const m of mounts) await exec('umount', ['-l', m]).catch(() => {});
+    await unmountUnder(this.dir);
   }
 
   private async removeCgroups(): Promise<void> {
@@ -407,4 +402,14 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Lazily unmounts everything mounted below dir, deepest first. */
+export async function unmountUnder(dir: string): Promise<void> {
+  const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m && m.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) await exec('umount', ['-l', m]).catch(() => {});
 }

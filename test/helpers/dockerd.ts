@@ -9,7 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { type ExecResult, exec } from './daemon.js';
+import { type ExecResult, exec, unmountUnder } from './daemon.js';
 
 export const DOCKERD = process.env.BERTH_TEST_DOCKERD ?? '/usr/sbin/dockerd';
 
@@ -93,12 +93,7 @@ export class TestDockerd {
         }
       }
     }
-    const mounts = (await fsp.readFile('/proc/self/mountinfo', 'utf8'))
-      .split('\n')
-      .map((l) => l.split(' ')[4])
-      .filter((m) => m && m.startsWith(this.dir + '/'))
-      .sort((a, b) => b.length - a.length);
-    for (const m of mounts) await exec('umount', ['-l', m]).catch(() => {});
+    await unmountUnder(this.dir);
     for (const h of await fsp.readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
       await fsp.rmdir(path.join('/sys/fs/cgroup', h, `btdockerd-${path.basename(this.dir)}`)).catch(() => {});
     }

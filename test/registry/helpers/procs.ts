@@ -6,11 +6,13 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../helpers/registry.js';
 import { request } from './http.js';
+
+export { freePort };
 
 /** The repository checkout (dist/test/registry/helpers → four levels up). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -30,16 +32,6 @@ export function requireTool(name: string, debianPackage: string): string {
   return where;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Servers this test process started and has not seen exit: killed (by pid) if the process exits first. */
 const live = new Set<ChildProcess>();
