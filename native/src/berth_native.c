@@ -57,7 +57,8 @@
     }                                                                        \
   } while (0)
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+/* An Error like Node's own for a failed system call (message, code, errno). */
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
   char msg[4200];
   snprintf(msg, sizeof msg, "%s %s: %s", syscall, path ? path : "", strerror(err));
   napi_value message, error, code, errnoValue;
@@ -81,7 +82,11 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   napi_set_named_property(env, error, "code", code);
   napi_create_int32(env, err, &errnoValue);
   napi_set_named_property(env, error, "errno", errnoValue);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, errno_error(env, err, syscall, path));
   return NULL;
 }
 
@@ -237,21 +242,71 @@ static napi_value Umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* syncfs(path): flush the filesystem holding path (after unpacking a layer) */
+/* syncfs(path): a promise; flushes the filesystem holding path (after
+ * unpacking a layer) on libuv's thread pool, since writeback can take
+ * seconds and the daemon's event loop must not wait for it. */
+struct syncfs_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  char *path;
+  int err;
+  const char *what;
+};
+
+static void syncfs_execute(napi_env env, void *data) {
+  struct syncfs_work *w = data;
+  int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    w->err = errno;
+    w->what = "open";
+    return;
+  }
+  if (syncfs(fd) < 0) {
+    w->err = errno;
+    w->what = "syncfs";
+  }
+  close(fd);
+}
+
+static void syncfs_complete(napi_env env, napi_status status, void *data) {
+  struct syncfs_work *w = data;
+  if (status != napi_ok && !w->err) {
+    w->err = ECANCELED;
+    w->what = "syncfs";
+  }
+  if (w->err) {
+    napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->what, w->path));
+  } else {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, w->deferred, undefined);
+  }
+  napi_delete_async_work(env, w->work);
+  free(w->path);
+  free(w);
+}
+
 static napi_value Syncfs(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv) < 0) return NULL;
-  char *path = get_string(env, argv[0]);
-  if (!path) return NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw_errno(env, errno, "open", path);
-  } else {
-    if (syncfs(fd) < 0) throw_errno(env, errno, "syncfs", path);
-    close(fd);
+  struct syncfs_work *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "syncfs", NULL);
+  w->path = get_string(env, argv[0]);
+  if (!w->path) {
+    free(w);
+    return NULL;
   }
-  free(path);
-  return NULL;
+  napi_value promise, name;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "berth:syncfs", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    free(w->path);
+    free(w);
+    napi_throw_error(env, NULL, "berth_native: cannot queue syncfs");
+    return NULL;
+  }
+  return promise;
 }
 
 /* createNetns(path): a new network namespace, kept alive by a bind mount on

@@ -11,7 +11,8 @@ export interface NativeAddon {
   lsetxattr(path: string, name: string, value: Buffer): void;
   lgetxattr(path: string, name: string): Buffer | null;
   llistxattr(path: string): string[];
-  syncfs(path: string): void;
+  /** syncfs(2) of the filesystem holding path, on the thread pool. */
+  syncfs(path: string): Promise<void>;
   /** A new network namespace bind-mounted on path (an existing empty file). */
   createNetns(path: string): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;

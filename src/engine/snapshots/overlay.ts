@@ -96,7 +96,7 @@ export class OverlaySnapshotter implements Snapshotter {
         }
         const layerInfo: LayerInfo = { ...info };
         await writeFileAtomic(path.join(base, 'meta.json'), JSON.stringify(layerInfo));
-        native().syncfs(dir);
+        await native().syncfs(dir);
         const target = this.layerPath(info.chainID);
         try {
           await fsp.rename(base, target);
