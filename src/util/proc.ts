@@ -36,7 +36,10 @@ export function run(cmd: string, args: readonly string[], options: RunOptions = 
         stderr: Buffer.concat(err).toString('utf8'),
       });
     });
-    if (options.input !== undefined) child.stdin!.end(options.input);
+    if (options.input !== undefined) {
+      child.stdin!.on('error', () => {}); // a child that exits without reading (EPIPE): 'close' reports it
+      child.stdin!.end(options.input);
+    }
   });
 }
 

@@ -141,7 +141,9 @@ export class ExecProcess {
     });
     if (child.pid) moveOut(child.pid);
     child.unref();
-    // conmon waits for a first byte before forking (so it can be moved out of our cgroup)
+    // conmon waits for a first byte before forking (so it can be moved out of our cgroup);
+    // if it is gone already (EPIPE), the sync pipe's end reports the failure
+    this.startPipe.on('error', () => {});
     this.startPipe.write('0');
     if (!attach) this.startPipe.destroy();
   }
