@@ -751,7 +751,9 @@ export class ContainerService {
       await this.store.save(c);
       if (c.hostConfig.AutoRemove) await this.removeLocked(c).catch(() => {});
       else this.signals.emit(`exit:${id}`, c.state.ExitCode);
-      if (err instanceof CreateError) throw internal(startError);
+      // Docker (daemon/start.go) answers a command that cannot be found or run
+      // with an invalid-parameter error (400), anything else from the runtime with 500
+      if (err instanceof CreateError) throw c.state.ExitCode === 127 || c.state.ExitCode === 126 ? invalidArgument(startError) : internal(startError);
       throw err;
     }
   }
