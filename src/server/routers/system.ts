@@ -1,4 +1,4 @@
-/** /_ping, /version, /info, /events, /system/df and the BuildKit endpoints we decline. */
+/** /_ping, /version, /info, /events, /system/df, /plugins (none) and the BuildKit endpoints we decline. */
 import { invalidArgument } from '../../core/errdefs/index.js';
 import type { EngineEvent } from '../../core/events/bus.js';
 import { Filters } from '../../core/filters.js';
@@ -34,6 +34,11 @@ export function systemRoutes(router: Router, b: SystemBackend): void {
 
   router.get('/version', async (ctx) => ctx.json(200, b.version()));
   router.get('/info', async (ctx) => ctx.json(200, b.info()));
+  // no managed plugins: Docker lists none as [] (docker-py's plugins.list(), `docker plugin ls`)
+  router.get('/plugins', async (ctx) => {
+    Filters.parse(ctx.str('filters'), ['capability', 'enable']);
+    ctx.json(200, []);
+  });
   router.get('/system/df', async (ctx) => ctx.json(200, await b.diskUsage(ctx.query.getAll('type'))));
 
   router.get('/events', async (ctx) => {
