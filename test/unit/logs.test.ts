@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseLogLine, readLogs, rotateLogs } from '../../src/engine/containers/logs.js';
+import { followLogs, parseLogLine, readLogs, rotateLogs } from '../../src/engine/containers/logs.js';
 
 test('k8s-file lines parse into Docker log entries', () => {
   const e = parseLogLine(Buffer.from('2024-01-02T03:04:05.120000000+00:00 stderr F oops'))!;
@@ -37,5 +37,32 @@ test('rotation keeps the replaced file and reading spans all files in order', as
   assert.deepEqual(kept.map((e) => e.data.toString()), ['line2\n', 'line3\n', 'line4\n'], 'max-file 3 keeps three files');
   const tail = await readLogs(dir, 3, { stdout: true, stderr: true, tail: 1, follow: false });
   assert.deepEqual(tail.map((e) => e.data.toString()), ['line4\n']);
+  await fsp.rm(dir, { recursive: true });
+});
+
+test('follow goes on where the read stopped: output written in between is neither lost nor repeated', async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'logs-'));
+  const line = (n: number): string => `2024-01-02T03:04:0${n}.000000000+00:00 stdout F line${n}\n`;
+  const q = { stdout: true, stderr: true, tail: -1, follow: true };
+  const follow = async (from: { at?: { ino: number; offset: number } }): Promise<string[]> => {
+    const got: string[] = [];
+    // isDone at once: the container has exited, follow drains what is there
+    await followLogs(dir, q, (e) => void got.push(e.data.toString()), () => true, new AbortController().signal, from);
+    return got;
+  };
+  // a partial record at the end is left for the follow
+  await fsp.writeFile(path.join(dir, 'ctr.log'), line(1) + line(2).slice(0, 20));
+  const position = {};
+  const read = await readLogs(dir, 3, q, position);
+  assert.deepEqual(read.map((e) => e.data.toString()), ['line1\n']);
+  // the container writes between the read and the start of the follow (docker-py's run(stream=True))
+  await fsp.appendFile(path.join(dir, 'ctr.log'), line(2).slice(20) + line(3));
+  assert.deepEqual(await follow(position), ['line2\n', 'line3\n']);
+  // no ctr.log when read: the follow starts at its beginning
+  await fsp.rm(path.join(dir, 'ctr.log'));
+  const none = {};
+  assert.deepEqual(await readLogs(dir, 3, q, none), []);
+  await fsp.writeFile(path.join(dir, 'ctr.log'), line(4));
+  assert.deepEqual(await follow(none), ['line4\n']);
   await fsp.rm(dir, { recursive: true });
 });

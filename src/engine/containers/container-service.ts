@@ -1256,13 +1256,16 @@ export class ContainerService {
     }
     const dir = this.dir(c.id);
     const startedRunning = c.state.Running;
-    const entries = await readLogs(dir, c.logMaxFiles, q);
+    // follow goes on where the read stopped (tail 0: from the end), not from
+    // the end at that later moment: output written in between would be lost
+    const position = q.follow && q.tail !== 0 ? {} : undefined;
+    const entries = await readLogs(dir, c.logMaxFiles, q, position);
     for (const e of entries) {
       if (abort.aborted) return;
       await emit(e);
     }
     if (!q.follow || !startedRunning) return;
-    await followLogs(dir, q, emit, () => !(this.store.get(c.id)?.state.Running ?? false), abort);
+    await followLogs(dir, q, emit, () => !(this.store.get(c.id)?.state.Running ?? false), abort, position);
   }
 
   /** Resizes the container's tty. */

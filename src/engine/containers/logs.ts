@@ -134,35 +134,62 @@ export async function rotateLogs(dir: string, maxFiles: number): Promise<void> {
   }
 }
 
-async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring: number): Promise<void> {
+/** Where a read of ctr.log stopped: its inode and the bytes of complete records read. */
+export interface LogPosition {
+  ino: number;
+  offset: number;
+}
+
+async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring: number): Promise<LogPosition | undefined> {
   let rest: Buffer = Buffer.alloc(0);
+  let read = 0;
   const onLine = (line: Buffer): void => {
     const e = parseLogLine(line);
     if (!e || !wanted(e, q)) return;
     out.push(e);
     if (ring > 0 && out.length > ring * 2 + 64) out.splice(0, out.length - ring);
   };
+  let fh: fsp.FileHandle;
   try {
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 16 })) {
-      rest = Buffer.from(splitLines(rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer), onLine));
-    }
+    fh = await fsp.open(file, 'r');
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
+    return undefined;
+  }
+  try {
+    const { ino } = await fh.stat();
+    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 16, autoClose: false })) {
+      read += (chunk as Buffer).length;
+      rest = Buffer.from(splitLines(rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer), onLine));
+    }
+    return { ino, offset: read - rest.length };
+  } finally {
+    await fh.close();
   }
 }
 
-/** Entries already written, oldest first, honouring tail/since/until. */
-export async function readLogs(dir: string, maxFiles: number, q: LogQuery): Promise<LogEntry[]> {
+/**
+ * Entries already written, oldest first, honouring tail/since/until. With
+ * `position`, also says where the read of ctr.log stopped, for followLogs to
+ * go on from there (output written in between is neither lost nor repeated).
+ */
+export async function readLogs(dir: string, maxFiles: number, q: LogQuery, position?: { at?: LogPosition }): Promise<LogEntry[]> {
   const entries: LogEntry[] = [];
   if (q.tail === 0) return entries;
-  for (const f of await logFiles(dir, maxFiles)) await readFileEntries(f, q, entries, q.tail);
+  const live = path.join(dir, LOG_FILE);
+  for (const f of await logFiles(dir, maxFiles)) {
+    const at = await readFileEntries(f, q, entries, q.tail);
+    if (position && f === live) position.at = at;
+  }
   return q.tail > 0 && entries.length > q.tail ? entries.slice(entries.length - q.tail) : entries;
 }
 
 /**
- * Follows ctr.log from its current end: calls emit for each new entry until
- * the signal aborts or isDone() says the container stopped and all output
- * was read. Survives rotation (reopens when the inode changes).
+ * Follows ctr.log from its current end, or from `from` (where readLogs
+ * stopped; from the start if ctr.log was replaced since or did not exist):
+ * calls emit for each new entry until the signal aborts or isDone() says the
+ * container stopped and all output was read. Survives rotation (reopens when
+ * the inode changes).
  */
 export async function followLogs(
   dir: string,
@@ -170,6 +197,7 @@ export async function followLogs(
   emit: (e: LogEntry) => Promise<void> | void,
   isDone: () => boolean,
   signal: AbortSignal,
+  from?: { at?: LogPosition },
 ): Promise<void> {
   const file = path.join(dir, LOG_FILE);
   let fh: fsp.FileHandle | undefined;
@@ -187,7 +215,8 @@ export async function followLogs(
       fh = undefined;
     }
   };
-  await open(true);
+  await open(from === undefined);
+  if (from !== undefined && from.at !== undefined && ino === from.at.ino) offset = from.at.offset;
   const buf = Buffer.alloc(1 << 16);
   let wake: (() => void) | undefined;
   let watcher: fs.FSWatcher | undefined;
