@@ -7,6 +7,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import { TestDaemon, eventually } from '../helpers/daemon.js';
@@ -378,6 +381,61 @@ describe('node clients', () => {
         }
       } finally {
         await network.stop();
+      }
+    });
+
+    test('container options, files before start, and more wait strategies', async () => {
+      const { GenericContainer, Wait } = tc;
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nc-bind-'));
+      try {
+        await fsp.chmod(dir, 0o755); // mkdtemp makes it 0700; the container runs as uid 1000
+        await fsp.writeFile(path.join(dir, 'bound.txt'), 'from host');
+        const container = await new GenericContainer('busybox:latest')
+          .withName('nc-options')
+          .withEnvironment({ GREETING: 'hello world' })
+          .withLabels({ 'nc.label': 'yes' })
+          .withWorkingDir('/srv')
+          .withUser('1000:1000')
+          .withTmpFs({ '/scratch': 'rw,size=1m' })
+          .withBindMounts([{ source: dir, target: '/bound', mode: 'ro' }])
+          .withCopyContentToContainer([{ content: 'early', target: '/srv/early.txt' }])
+          .withEntrypoint(['sh', '-c'])
+          .withCommand(['echo "$GREETING from $(pwd) as $(id -u)"; exec httpd -f -p 8082 -h /srv'])
+          .withExposedPorts(8082)
+          .withWaitStrategy(Wait.forHttp('/early.txt', 8082).forStatusCode(200))
+          .withStartupTimeout(20_000)
+          .start();
+        try {
+          assert.equal(container.getName(), '/nc-options');
+          assert.equal(container.getLabels()['nc.label'], 'yes');
+          assert.ok(container.getNetworkNames().includes('bridge'), String(container.getNetworkNames()));
+          const r = await container.exec(['sh', '-c', 'cat /bound/bound.txt; touch /bound/x 2>/dev/null || echo ro; df /scratch | tail -1 | grep -c tmpfs']);
+          assert.equal(r.output, 'from hostro\n1\n');
+          const asRoot = await container.exec(['id', '-u'], { user: 'root', workingDir: '/tmp', env: { X: '1' } });
+          assert.equal(asRoot.output, '0\n');
+          // logs() follows: read until the line is there
+          const logs = await container.logs();
+          let seen = '';
+          logs.on('data', (l: string | Buffer) => { seen += l.toString(); });
+          await eventually(() => /hello world from \/srv as 1000/.test(seen), 5000, `greeting in logs: ${seen}`);
+          logs.destroy();
+        } finally {
+          await container.stop({ timeout: 0 });
+        }
+        const oneShot = await new GenericContainer('busybox:latest')
+          .withCommand(['sh', '-c', 'echo done'])
+          .withWaitStrategy(Wait.forOneShotStartup())
+          .withStartupTimeout(20_000)
+          .start();
+        await oneShot.stop();
+        const cmd = await new GenericContainer('busybox:latest')
+          .withCommand(['sh', '-c', 'sleep 1; touch /tmp/ready; exec sleep 300'])
+          .withWaitStrategy(Wait.forSuccessfulCommand('test -f /tmp/ready'))
+          .withStartupTimeout(20_000)
+          .start();
+        await cmd.stop({ timeout: 0 });
+      } finally {
+        await fsp.rm(dir, { recursive: true, force: true });
       }
     });
 
