@@ -270,6 +270,54 @@ describe('node clients', () => {
       }
     });
 
+    test('stats, top, pause, rename, kill, changes, export, commit, tag, image remove', async () => {
+      const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sh', '-c', 'echo x > /made; trap "exit 7" USR1; while :; do sleep 0.1; done'], name: 'nc-misc' });
+      try {
+        await c.start();
+        const stats = await c.stats({ stream: false });
+        assert.ok(stats.memory_stats && typeof stats.memory_stats.usage === 'number', JSON.stringify(stats.memory_stats));
+        assert.ok(stats.cpu_stats?.cpu_usage);
+        assert.ok(stats.precpu_stats);
+        const top = await c.top({ ps_args: '-ef' }) as { Titles: string[]; Processes: string[][] };
+        assert.ok(top.Titles.includes('PID'), JSON.stringify(top.Titles));
+        assert.ok(top.Processes.length >= 1);
+        await c.pause();
+        assert.equal((await c.inspect()).State.Status, 'paused');
+        await c.unpause();
+        await c.rename({ name: 'nc-misc2' });
+        assert.equal((await c.inspect()).Name, '/nc-misc2');
+        const changes = await c.changes() as { Path: string; Kind: number }[];
+        assert.ok(changes.some((ch) => ch.Path === '/made' && ch.Kind === 1), JSON.stringify(changes));
+        const exported = await c.export();
+        assert.ok((await readAll(exported)).length > 1024 * 100);
+        const img = await c.commit({ repo: 'nc-committed', tag: 'v1', changes: 'ENV COMMITTED=1' }) as { Id: string };
+        assert.match(img.Id, /^sha256:/);
+        await docker.getImage('nc-committed:v1').tag({ repo: 'nc-committed', tag: 'v2' });
+        const inspected = await docker.getImage('nc-committed:v2').inspect();
+        assert.ok(inspected.Config.Env.includes('COMMITTED=1'));
+        await c.kill({ signal: 'SIGUSR1' });
+        assert.equal(((await c.wait()) as { StatusCode: number }).StatusCode, 7);
+        await docker.getImage('nc-committed:v1').remove();
+        const removed = await docker.getImage('nc-committed:v2').remove() as { Untagged?: string; Deleted?: string }[];
+        assert.ok(removed.some((r) => r.Deleted === img.Id), JSON.stringify(removed));
+      } finally {
+        await c.remove({ force: true });
+      }
+    });
+
+    test('errors carry Docker status codes and messages', async () => {
+      await assert.rejects(docker.getContainer('nc-missing').inspect(), (err: { statusCode?: number; message: string }) => err.statusCode === 404 && /No such container: nc-missing/.test(err.message));
+      await assert.rejects(docker.getImage('nc-missing:latest').inspect(), (err: { statusCode?: number; message: string }) => err.statusCode === 404 && /no such image/i.test(err.message));
+      await assert.rejects(docker.createContainer({ Image: 'nc-missing:latest' }), (err: { statusCode?: number }) => err.statusCode === 404);
+      const c = await docker.createContainer({ Image: 'busybox', Cmd: ['true'], name: 'nc-dup' });
+      try {
+        await assert.rejects(docker.createContainer({ Image: 'busybox', name: 'nc-dup' }), (err: { statusCode?: number }) => err.statusCode === 409);
+        await assert.rejects(c.stop(), (err: { statusCode?: number }) => err.statusCode === 304);
+      } finally {
+        await c.remove();
+      }
+    });
+
     test('pruneContainers removes stopped ones', async () => {
       const c = await docker.createContainer({ Image: 'busybox', Cmd: ['true'], Labels: { 'nc-prune': '1' } });
       await c.start();
@@ -434,6 +482,27 @@ describe('node clients', () => {
           .withStartupTimeout(20_000)
           .start();
         await cmd.stop({ timeout: 0 });
+      } finally {
+        await fsp.rm(dir, { recursive: true, force: true });
+      }
+    });
+
+    test('fromDockerfile builds with the classic builder; runtime info', async () => {
+      const { GenericContainer, getContainerRuntimeClient } = tc;
+      const info = await getContainerRuntimeClient();
+      assert.ok(info.info.containerRuntime.serverVersion);
+      assert.ok(info.info.containerRuntime.host);
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'nc-build-'));
+      try {
+        await fsp.writeFile(path.join(dir, 'Dockerfile'), 'FROM busybox:latest\nARG WHO\nCOPY hello.txt /hello.txt\nRUN echo "built for $WHO" >> /hello.txt\nCMD ["cat", "/hello.txt"]\n');
+        await fsp.writeFile(path.join(dir, 'hello.txt'), 'hello\n');
+        const image = await GenericContainer.fromDockerfile(dir).withBuildArgs({ WHO: 'tc' }).withCache(false).build('nc-built:latest', { deleteOnExit: false });
+        try {
+          const container = await image.withCommand(['sh', '-c', 'cat /hello.txt; sleep 300']).withWaitStrategy(tc.Wait.forLogMessage('built for tc')).withStartupTimeout(20_000).start();
+          await container.stop({ timeout: 0 });
+        } finally {
+          await docker.getImage('nc-built:latest').remove();
+        }
       } finally {
         await fsp.rm(dir, { recursive: true, force: true });
       }
