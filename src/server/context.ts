@@ -239,16 +239,28 @@ export class RequestContext {
       for (const cb of closeCallbacks.splice(0)) cb();
     };
 
+    // A body nobody read (dockerode sends attach's options as JSON) is not
+    // stdin: Docker drops it when it hijacks. Skip Content-Length bytes.
+    let unreadBody = this.bodyText ? 0 : parseInt(this.req.headers['content-length'] ?? '0', 10) || 0;
+    const feed = (c: Buffer): void => {
+      if (unreadBody > 0) {
+        const n = Math.min(unreadBody, c.length);
+        unreadBody -= n;
+        c = c.subarray(n);
+      }
+      if (c.length) input.write(c);
+    };
+
     if (!this.res) {
       const socket = this.socket!;
       const headers = { ...commonHeaders(), 'Content-Type': contentType, Connection: 'Upgrade', Upgrade: 'tcp' };
       const lines = ['HTTP/1.1 101 UPGRADED', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
       socket.write(lines.join('\r\n') + '\r\n\r\n');
-      if (this.head && this.head.length) input.write(this.head);
+      if (this.head && this.head.length) feed(this.head);
       this.head = undefined;
       // The client half-closes when its stdin ends: that is end of input
       // only; we keep writing output until the container is done.
-      socket.on('data', (c: Buffer) => input.write(c));
+      socket.on('data', feed);
       socket.on('end', () => input.end());
       socket.on('error', () => fireClose());
       socket.on('close', () => {
@@ -275,7 +287,7 @@ export class RequestContext {
       const res = this.res;
       res.writeHead(200, { 'Content-Type': contentType });
       res.flushHeaders();
-      this.req.on('data', (c: Buffer) => input.write(c));
+      this.req.on('data', feed);
       this.req.on('end', () => input.end());
       res.on('close', () => {
         input.end();
