@@ -263,6 +263,30 @@ describe('networks', () => {
     assert.equal(rm.code, 0, rm.stderr);
   });
 
+  test("a bridge's MAC stays put while containers come and go (their ARP entries for the gateway stay right)", async () => {
+    await ok(['network', 'create', 'macnet']);
+    const bridge = `br-${(await ok(['network', 'inspect', '-f', '{{.Id}}', 'macnet'])).slice(0, 12)}`;
+    const first = await ok(['run', '-d', '--network', 'macnet', 'busybox', 'sleep', '60']);
+    const sys = (attr: string): string => fs.readFileSync(`/sys/class/net/${bridge}/${attr}`, 'utf8').trim();
+    assert.equal(sys('addr_assign_type'), '3', 'the address is set, not inherited from a port');
+    const mac = sys('address');
+    // containers with every possible lowest MAC would change an unset bridge address
+    for (const m of ['02:00:00:00:00:01', '00:00:00:00:00:02']) {
+      const seen = await ok(['run', '--rm', '--network', 'macnet', '--mac-address', m, 'busybox', 'cat', '/sys/class/net/eth0/address']);
+      assert.equal(seen, m, '--mac-address is the container MAC');
+      assert.equal(sys('address'), mac);
+    }
+    // without --mac-address, Docker's MAC for the address (02:42 + the IPv4 bytes): a reused
+    // address keeps its MAC, so the host's neighbour entry for it stays right
+    const ip = await ok(['inspect', '-f', '{{.NetworkSettings.Networks.macnet.IPAddress}}', first]);
+    const expected = ['02', '42', ...ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':');
+    assert.equal(await ok(['inspect', '-f', '{{.NetworkSettings.Networks.macnet.MacAddress}}', first]), expected);
+    const gw = await ok(['network', 'inspect', '-f', '{{(index .IPAM.Config 0).Gateway}}', 'macnet']);
+    await ok(['exec', first, 'ping', '-c', '1', '-W', '2', gw]);
+    await ok(['rm', '-f', first]);
+    await ok(['network', 'rm', 'macnet']);
+  });
+
   test('removing containers and networks leaves no interface, rule or namespace behind', async () => {
     await ok(['network', 'create', 'temp']);
     const id = await ok(['run', '-d', '--network', 'temp', '-p', '8080', 'busybox', 'sleep', '60']);

@@ -15,6 +15,24 @@ export function keeperNames(bridge: string): { keeper: string; peer: string } {
   return { keeper: `bk-${h}`, peer: `bp-${h}` };
 }
 
+/** addr_assign_type of a link whose address was set by user space. */
+const NET_ADDR_SET = '3';
+
+function readSys(link: string, attribute: string): string {
+  try {
+    return fs.readFileSync(`/sys/class/net/${link}/${attribute}`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** A random unicast, locally administered MAC address. */
+export function randomMac(): string {
+  const b = crypto.randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 export function linkExists(name: string): boolean {
   return fs.existsSync(`/sys/class/net/${name}`);
 }
@@ -23,7 +41,16 @@ export function linkExists(name: string): boolean {
 export async function ensureBridge(bridge: string, gateway: { address: string; prefix: number }, mtu?: number): Promise<void> {
   const { keeper, peer } = keeperNames(bridge);
   const lines: string[] = [];
-  if (!linkExists(bridge)) lines.push(`link add ${bridge}${mtu && mtu !== 1500 ? ` mtu ${mtu}` : ''} type bridge`);
+  // A bridge's MAC follows the lowest MAC among its ports unless it was set: each container
+  // joining or leaving could change the gateway's MAC under the others' ARP caches (their
+  // traffic to the gateway, DNS included, then goes nowhere until ARP retries, ~30 s). So
+  // it is set: a random one for a new bridge, its current one for a bridge that has none.
+  if (!linkExists(bridge)) {
+    lines.push(`link add ${bridge}${mtu && mtu !== 1500 ? ` mtu ${mtu}` : ''} address ${randomMac()} type bridge`);
+  } else if (readSys(bridge, 'addr_assign_type') !== NET_ADDR_SET) {
+    const mac = readSys(bridge, 'address');
+    if (mac) lines.push(`link set ${bridge} address ${mac}`);
+  }
   // netavark assigns the gateway only to bridges it creates itself; replace is idempotent
   lines.push(`addr replace ${gateway.address}/${gateway.prefix} dev ${bridge}`);
   if (!linkExists(keeper)) {

@@ -39,7 +39,7 @@ export interface NetavarkRequest {
   container_id: string;
   container_name: string;
   port_mappings: NetavarkPortMapping[];
-  networks: Record<string, { static_ips: string[]; aliases: string[]; interface_name: string }>;
+  networks: Record<string, { static_ips: string[]; aliases: string[]; interface_name: string; static_mac?: string }>;
   network_info: Record<string, NetavarkNetwork>;
   dns_servers?: string[];
 }

@@ -575,6 +575,11 @@ export class NetworkService implements ContainerNetworking {
       wanted.push([n, ep]);
     }
     for (const [n, ep] of wanted) c.networkSettings.Networks[n.name] = this.endpointRecord(c, n, ep);
+    // API 1.44 moved --mac-address into the endpoint; the container's config keeps it as well
+    // (older clients read it there, and it outlives the endpoint's run-time fields)
+    const primaryMac = c.networkSettings.Networks[primary.name].MacAddress;
+    if (primaryMac && !c.config.MacAddress) c.config.MacAddress = primaryMac;
+    if (c.config.MacAddress) checkMac(c.config.MacAddress);
   }
 
   endpointRecord(c: ContainerRecord, n: NetworkRecord, ep: EndpointSettings): EndpointSettings {
@@ -590,7 +595,7 @@ export class NetworkService implements ContainerNetworking {
       IPAMConfig: ipv4 ? { IPv4Address: ipv4 } : null,
       Links: ep.Links ?? null,
       Aliases: n.builtin ? null : aliases,
-      MacAddress: '',
+      MacAddress: ep.MacAddress ? checkMac(ep.MacAddress) : '',
       NetworkID: n.id,
       EndpointID: '',
       Gateway: '',
@@ -711,6 +716,7 @@ export class NetworkService implements ContainerNetworking {
           static_ips: [ip],
           aliases: n.dns ? [...new Set([...(ep.Aliases ?? [])])] : [],
           interface_name: `eth${i}`,
+          static_mac: ep.MacAddress || (i === 0 && c.config.MacAddress) || macForAddress(ip),
         };
         request.network_info[n.name] = this.netavarkNetwork(n);
         if (!dnsServer && n.dns && this.config.aardvarkBinary) dnsServer = cfg.Gateway;
@@ -841,7 +847,7 @@ export class NetworkService implements ContainerNetworking {
         container_id: newId(),
         container_name: id,
         port_mappings: [],
-        networks: { [n.name]: { static_ips: [ip], aliases: [], interface_name: 'eth0' } },
+        networks: { [n.name]: { static_ips: [ip], aliases: [], interface_name: 'eth0', static_mac: macForAddress(ip) } },
         network_info: { [n.name]: this.netavarkNetwork(n) },
       };
       try {
@@ -1001,7 +1007,7 @@ export class NetworkService implements ContainerNetworking {
       container_id: c.id,
       container_name: c.name,
       port_mappings: [],
-      networks: { [n.name]: { static_ips: [ip], aliases: n.dns ? ep.Aliases ?? [] : [], interface_name: `eth${i}` } },
+      networks: { [n.name]: { static_ips: [ip], aliases: n.dns ? ep.Aliases ?? [] : [], interface_name: `eth${i}`, static_mac: ep.MacAddress || macForAddress(ip) } },
       network_info: { [n.name]: this.netavarkNetwork(n) },
     };
     try {
@@ -1069,4 +1075,19 @@ export class NetworkService implements ContainerNetworking {
   exists(): boolean {
     return fs.existsSync(this.file);
   }
+}
+
+/**
+ * Docker's MAC for an address: 02:42 and the four bytes of the IPv4 address.
+ * The host's neighbour entry for an address then stays right when the address
+ * is used again (by a new container, or by the same one after its rules were
+ * restored), instead of pointing at a gone veth until ARP gives up on it.
+ */
+export function macForAddress(ip: string): string {
+  return ['02', '42', ...ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0'))].join(':');
+}
+
+function checkMac(mac: string): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) throw invalidArgument(`invalid MAC address: ${mac}`);
+  return mac.toLowerCase();
 }
