@@ -821,16 +821,20 @@ export class ContainerService {
     await this.unmountRootfs(id);
     mark('unmounted');
     // runc's own bookkeeping (state dir, cgroups) goes in the background;
-    // a restart of this container waits for it.
-    const del = this.runtime.runc
-      .delete(id, true)
-      .catch((err) => this.log.warn('runc delete failed', { id: shortId(id), error: err as Error }))
-      .then(async () => {
-        await fsp.rm(this.bundle(id), { recursive: true, force: true });
-        await this.runtime.clearExit(id);
-      })
-      .finally(() => this.runcDeletes.delete(id));
-    this.runcDeletes.set(id, del);
+    // a restart of this container waits for it. Spawning runc costs the main
+    // thread ~2 ms, so an auto-removed container's `wait` is answered first.
+    const deleteRuntimeState = (): void => {
+      const del = this.runtime.runc
+        .delete(id, true)
+        .catch((err) => this.log.warn('runc delete failed', { id: shortId(id), error: err as Error }))
+        .then(async () => {
+          await fsp.rm(this.bundle(id), { recursive: true, force: true });
+          await this.runtime.clearExit(id);
+        })
+        .finally(() => this.runcDeletes.delete(id));
+      this.runcDeletes.set(id, del);
+    };
+    if (!c.hostConfig.AutoRemove) deleteRuntimeState();
     const execDuration = Number.isNaN(startedAt) ? 0 : Math.round((Date.now() - startedAt) / 1000);
     if (oom) this.events.publish('container', 'oom', id, this.eventAttributes(c));
     this.events.publish('container', 'die', id, this.eventAttributes(c, { exitCode: String(code), execDuration: String(execDuration) }));
@@ -840,6 +844,7 @@ export class ContainerService {
     if (c.hostConfig.AutoRemove) {
       await this.removeLocked(c).catch((err) => this.log.warn('auto-remove failed', { id: shortId(id), error: err as Error }));
       mark('removed');
+      setImmediate(deleteRuntimeState); // after the `wait` answers have been written
     } else if (this.shouldRestart(c, code)) {
       await this.scheduleRestart(c, Number.isNaN(startedAt) ? 0 : Date.now() - startedAt);
     }
