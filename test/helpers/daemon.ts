@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -412,4 +413,17 @@ export async function unmountUnder(dir: string): Promise<void> {
     .filter((m) => m && m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
   for (const m of mounts) await exec('umount', ['-l', m]).catch(() => {});
+}
+
+/** GET a URL from the host; the body as text. */
+export function httpGet(url: string, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
 }

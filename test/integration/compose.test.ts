@@ -11,21 +11,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
-import { TestDaemon, exec, type ExecResult } from '../helpers/daemon.js';
-
-function httpGet(url: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
+import { TestDaemon, exec, type ExecResult, httpGet } from '../helpers/daemon.js';
 
 /** `web` serves `content` with httpd on 8080; `client` only idles. `init: true` so both stop at once on SIGTERM. */
 function composeFile(content: string): string {

@@ -10,10 +10,9 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { TestDaemon, busyboxRootfsTar, eventually, exec, REPO } from '../helpers/daemon.js';
+import { TestDaemon, busyboxRootfsTar, eventually, exec, REPO, httpGet } from '../helpers/daemon.js';
 
 function hostAddress(): string {
   for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
@@ -22,18 +21,6 @@ function hostAddress(): string {
     if (a) return a.address;
   }
   throw new Error('no host address');
-}
-
-function httpGet(url: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
 }
 
 function udpAsk(port: number, host: string, message: string): Promise<string> {
