@@ -20,17 +20,59 @@ export function filtersQuery(list: string[]): string | undefined {
   return JSON.stringify(out);
 }
 
-/** Runs an action per argument, printing each name on success like Docker. */
-async function forEach(ctx: CliContext, names: string[], action: (name: string) => Promise<void>, echo = true): Promise<number> {
+const daemonError = (err: ApiError): string => `Error response from daemon: ${err.message}`;
+
+/**
+ * Runs an action per argument, printing each name on success like Docker;
+ * the daemon's errors are reported together at the end (exit 1). `skip`
+ * drops an error silently (`network rm -f` of a missing network).
+ */
+export async function forEach(
+  ctx: CliContext,
+  names: string[],
+  action: (name: string) => Promise<void>,
+  options: { echo?: boolean; skip?: (err: ApiError) => boolean } = {},
+): Promise<number> {
   const errors: string[] = [];
   for (const name of names) {
     try {
       await action(name);
-      if (echo) ctx.out(name);
+      if (options.echo ?? true) ctx.out(name);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      errors.push(`Error response from daemon: ${err.message}`);
+      if (!options.skip?.(err)) errors.push(daemonError(err));
     }
+  }
+  if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
+  return 0;
+}
+
+/**
+ * `inspect` for one kind of object: each argument fetched, printed through
+ * the --format template or as one JSON array, then the errors (exit 1).
+ */
+export async function inspectEach(
+  ctx: CliContext,
+  names: string[],
+  fetch: (name: string) => Promise<unknown>,
+  format: string,
+  describe: (err: ApiError) => string = daemonError,
+): Promise<number> {
+  const results: unknown[] = [];
+  const errors: string[] = [];
+  for (const n of names) {
+    try {
+      results.push(await fetch(n));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      errors.push(describe(err));
+    }
+  }
+  if (format) {
+    const tpl = new Template(unescapeFormat(format));
+    for (const r of results) ctx.out(tpl.execute(r));
+  } else {
+    ctx.out(JSON.stringify(results, null, 4));
   }
   if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
   return 0;
@@ -157,25 +199,9 @@ function inspectCommand(name: string, type: string): Command {
     minArgs: 1,
     async run(ctx, f) {
       const client = ctx.client();
-      const results: unknown[] = [];
-      const errors: string[] = [];
-      for (const n of f.args) {
-        try {
-          results.push(await inspectOne(client, n, type || f.string('type'), f.bool('size')));
-        } catch (err) {
-          if (!(err instanceof ApiError)) throw err;
-          errors.push(err.status === 404 ? `Error: ${err.message}` : `Error response from daemon: ${err.message}`);
-        }
-      }
-      const format = f.string('format');
-      if (format) {
-        const tpl = new Template(unescapeFormat(format));
-        for (const r of results) ctx.out(tpl.execute(r));
-      } else {
-        ctx.out(JSON.stringify(results, null, 4));
-      }
-      if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
-      return 0;
+      return inspectEach(ctx, f.args, (n) => inspectOne(client, n, type || f.string('type'), f.bool('size')), f.string('format'), (err) =>
+        err.status === 404 ? `Error: ${err.message}` : daemonError(err),
+      );
     },
   };
 }
@@ -248,7 +274,7 @@ const wait: Command = {
         const r = await ctx.client().json<{ StatusCode: number }>('POST', `/containers/${enc(n)}/wait`);
         ctx.out(String(r.StatusCode));
       },
-      false,
+      { echo: false },
     );
   },
 };

@@ -1,10 +1,8 @@
 /** network create/ls/inspect/rm/prune/connect/disconnect, and port. */
-import { ApiError } from '../../client/client.js';
 import type { Command } from '../cli.js';
 import { CommandFailed } from '../cli.js';
-import { renderRows, unescapeFormat } from '../output.js';
-import { Template } from '../template.js';
-import { confirm, filtersQuery } from './lifecycle.js';
+import { renderRows } from '../output.js';
+import { confirm, filtersQuery, forEach, inspectEach } from './lifecycle.js';
 
 const enc = encodeURIComponent;
 
@@ -115,23 +113,8 @@ const inspect: Command = {
     { name: 'verbose', short: 'v', type: 'bool', description: 'Verbose output for diagnostics' },
   ],
   minArgs: 1,
-  async run(ctx, f) {
-    const results: unknown[] = [];
-    const errors: string[] = [];
-    for (const n of f.args) {
-      try {
-        results.push(await ctx.client().json('GET', `/networks/${enc(n)}`));
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        errors.push(`Error response from daemon: ${err.message}`);
-      }
-    }
-    if (f.string('format')) {
-      const tpl = new Template(unescapeFormat(f.string('format')));
-      for (const r of results) ctx.out(tpl.execute(r));
-    } else ctx.out(JSON.stringify(results, null, 4));
-    if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
-    return 0;
+  run(ctx, f) {
+    return inspectEach(ctx, f.args, (n) => ctx.client().json('GET', `/networks/${enc(n)}`), f.string('format'));
   },
 };
 
@@ -141,20 +124,10 @@ const rm: Command = {
   description: 'Remove one or more networks',
   flags: [{ name: 'force', short: 'f', type: 'bool', description: 'Do not error if the network does not exist' }],
   minArgs: 1,
-  async run(ctx, f) {
-    const errors: string[] = [];
-    for (const n of f.args) {
-      try {
-        await ctx.client().call('DELETE', `/networks/${enc(n)}`);
-        ctx.out(n);
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        if (f.bool('force') && err.status === 404) continue;
-        errors.push(`Error response from daemon: ${err.message}`);
-      }
-    }
-    if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
-    return 0;
+  run(ctx, f) {
+    return forEach(ctx, f.args, async (n) => void (await ctx.client().call('DELETE', `/networks/${enc(n)}`)), {
+      skip: (err) => f.bool('force') && err.status === 404,
+    });
   },
 };
 

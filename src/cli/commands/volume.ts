@@ -1,11 +1,8 @@
 /** volume create/ls/inspect/rm/prune. */
-import { ApiError } from '../../client/client.js';
 import { humanSize } from '../../util/units.js';
 import type { Command } from '../cli.js';
-import { CommandFailed } from '../cli.js';
-import { renderRows, unescapeFormat } from '../output.js';
-import { Template } from '../template.js';
-import { confirm, filtersQuery } from './lifecycle.js';
+import { renderRows } from '../output.js';
+import { confirm, filtersQuery, forEach, inspectEach } from './lifecycle.js';
 
 const enc = encodeURIComponent;
 
@@ -83,23 +80,8 @@ const inspect: Command = {
   description: 'Display detailed information on one or more volumes',
   flags: [{ name: 'format', short: 'f', type: 'string', description: 'Format output using a custom template' }],
   minArgs: 1,
-  async run(ctx, f) {
-    const results: unknown[] = [];
-    const errors: string[] = [];
-    for (const n of f.args) {
-      try {
-        results.push(await ctx.client().json('GET', `/volumes/${enc(n)}`));
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        errors.push(`Error response from daemon: ${err.message}`);
-      }
-    }
-    if (f.string('format')) {
-      const tpl = new Template(unescapeFormat(f.string('format')));
-      for (const r of results) ctx.out(tpl.execute(r));
-    } else ctx.out(JSON.stringify(results, null, 4));
-    if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
-    return 0;
+  run(ctx, f) {
+    return inspectEach(ctx, f.args, (n) => ctx.client().json('GET', `/volumes/${enc(n)}`), f.string('format'));
   },
 };
 
@@ -109,19 +91,8 @@ const rm: Command = {
   description: 'Remove one or more volumes',
   flags: [{ name: 'force', short: 'f', type: 'bool', description: 'Force the removal of one or more volumes' }],
   minArgs: 1,
-  async run(ctx, f) {
-    const errors: string[] = [];
-    for (const n of f.args) {
-      try {
-        await ctx.client().call('DELETE', `/volumes/${enc(n)}`, { query: { force: f.bool('force') } });
-        ctx.out(n);
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        errors.push(`Error response from daemon: ${err.message}`);
-      }
-    }
-    if (errors.length) throw new CommandFailed(errors.join('\n'), 1);
-    return 0;
+  run(ctx, f) {
+    return forEach(ctx, f.args, async (n) => void (await ctx.client().call('DELETE', `/volumes/${enc(n)}`, { query: { force: f.bool('force') } })));
   },
 };
 
