@@ -7,21 +7,12 @@ import { parseTimeArg } from '../../util/time.js';
 import type { RequestContext } from '../context.js';
 import type { Router } from '../router.js';
 import { frame } from '../stdcopy.js';
+import type { AttachClient } from '../../engine/containers/attach.js';
 
 interface LogEntryView {
   stream: 1 | 2;
   time: string;
   data: Buffer;
-}
-
-interface AttachClientView {
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  output(stream: 1 | 2, data: Buffer): void;
-  close(): void;
-  input?: { on(event: 'data', l: (b: Buffer) => void): unknown; on(event: 'end', l: () => void): unknown };
-  onGone(cb: () => void): void;
 }
 
 export interface ContainersBackend {
@@ -45,7 +36,7 @@ export interface ContainersBackend {
     emit: (e: LogEntryView) => Promise<void> | void,
     abort: AbortSignal,
   ): Promise<void>;
-  attach(id: string, client: AttachClientView): void;
+  attach(id: string, client: AttachClient): void;
   resize(id: string, h: number, w: number): Promise<void>;
   prune(filters: Filters): Promise<unknown>;
   update(id: string, changes: Partial<HostConfig>): Promise<unknown>;

@@ -3,21 +3,11 @@ import { decodeBody } from '../../api/decode.js';
 import { errorMessage, invalidArgument } from '../../core/errdefs/index.js';
 import type { Router } from '../router.js';
 import { frame } from '../stdcopy.js';
-
-interface ExecClientView {
-  detachKeys?: number[];
-  stdin: boolean;
-  stdout: boolean;
-  stderr: boolean;
-  output(stream: 1 | 2, data: Buffer): void;
-  close(): void;
-  input?: { on(event: 'data', l: (b: Buffer) => void): unknown; on(event: 'end', l: () => void): unknown };
-  onGone(cb: () => void): void;
-}
+import type { AttachClient } from '../../engine/containers/attach.js';
 
 export interface ExecBackend {
   create(container: string, config: Record<string, unknown>): { Id: string };
-  start(id: string, client?: ExecClientView, consoleSize?: [number, number]): Promise<void>;
+  start(id: string, client?: AttachClient, consoleSize?: [number, number]): Promise<void>;
   inspect(id: string): Record<string, unknown>;
   resize(id: string, h: number, w: number): Promise<void>;
   detachKeys(id: string, override?: string): number[];
