@@ -82,21 +82,20 @@ export class BuildContext implements SourceTree {
           cleanup();
           resolve();
         };
-        const onClose = (): void => fail(new Error('the client went away'));
-        const onAbort = (): void => fail(new Error('the client went away'));
+        const onGone = (): void => fail(new Error('the client went away'));
         const cleanup = (): void => {
           stream.off('data', onData);
           stream.off('end', onEnd);
           stream.off('error', fail);
-          stream.off('close', onClose);
-          signal?.removeEventListener('abort', onAbort);
+          stream.off('close', onGone);
+          signal?.removeEventListener('abort', onGone);
         };
         stream.on('data', onData);
         stream.once('end', onEnd);
         stream.once('error', fail);
-        stream.once('close', onClose);
-        signal?.addEventListener('abort', onAbort, { once: true });
-        if (signal?.aborted) onAbort();
+        stream.once('close', onGone);
+        signal?.addEventListener('abort', onGone, { once: true });
+        if (signal?.aborted) onGone();
         else stream.resume(); // peek() left it paused
       });
       sink.flush(out);

@@ -257,14 +257,8 @@ export class ConmonRuntime {
       };
       child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
       child.on('error', (err) => finish(internal(`cannot run conmon: ${err.message}`, err)));
-      // conmon gone before it read the start byte (EPIPE): its stderr says why, once it has exited
-      const pipeFailed = (): void => {
-        const report = (): void => void setTimeout(() => finish(new CreateError(stderr.trim() || 'conmon exited before the container was created')), 10);
-        if (child.exitCode !== null || child.signalCode !== null) report();
-        else child.once('exit', report);
-      };
-      startPipe.on('error', pipeFailed);
-      sync.on('error', pipeFailed);
+      // conmon gone before it read the start byte (EPIPE): the sync pipe's end reports it, with conmon's stderr
+      startPipe.on('error', () => {});
       sync.on('data', (b: Buffer) => {
         buffered += b.toString();
         const nl = buffered.indexOf('\n');
