@@ -13,6 +13,7 @@
  *    (vfork) does not. The exit is watched with a pidfd on the loop.
  *  - a sealed in-memory copy of the helper, so a container process can never
  *    reach the host's binary through /proc/<pid>/exe (runc's memfd defence).
+ *  - the ext4 "top of directory hierarchy" flag (FS_TOPDIR_FL), see SetTopdir.
  *  - seccomp: the OCI profile compiled to BPF with libseccomp exactly as runc
  *    1.1 does it (rules, then the -ENOSYS stub runc prepends), once per
  *    profile instead of once per exec.
@@ -38,6 +39,8 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -225,6 +228,40 @@ static napi_value Mount(napi_env env, napi_callback_info info) {
   }
   free(source); free(target); free(fstype); free(data);
   return NULL;
+}
+
+/* setTopdir(path): sets FS_TOPDIR_FL on a directory; false where the
+ * filesystem has no such flag. ext4's Orlov allocator then places each new
+ * subdirectory in a block group of its own choosing (free inodes and blocks
+ * above average) instead of next to its parent. That matters after a big
+ * delete on ext4 without a journal: an inode allocation skips every inode of
+ * its group freed in the last minutes (recently_deleted()), one buffer-cache
+ * lookup each, so unpacking a layer where the previous one was just removed
+ * costs ~0.5 ms per file instead of ~40 us. */
+static napi_value SetTopdir(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv) < 0) return NULL;
+  char *path = get_string(env, argv[0]);
+  if (!path) return NULL;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    throw_errno(env, errno, "open", path);
+    free(path);
+    return NULL;
+  }
+  int flags = 0, ok = 0;
+  if (ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
+    ok = (flags & FS_TOPDIR_FL) != 0;
+    if (!ok) {
+      flags |= FS_TOPDIR_FL;
+      ok = ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+    }
+  }
+  close(fd);
+  free(path);
+  napi_value result;
+  CHECK(napi_get_boolean(env, ok, &result));
+  return result;
 }
 
 /* umount2(target, flags) */
@@ -1160,6 +1197,7 @@ NAPI_MODULE_INIT() {
     {"socketpair", NULL, Socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
     {"sealedCopy", NULL, SealedCopy, NULL, NULL, NULL, napi_enumerable, NULL},
     {"spawn", NULL, Spawn, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"setTopdir", NULL, SetTopdir, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seccompCompile", NULL, SeccompCompile, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

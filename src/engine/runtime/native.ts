@@ -13,6 +13,11 @@ export interface NativeAddon {
   llistxattr(path: string): string[];
   /** syncfs(2) of the filesystem holding path, on the thread pool. */
   syncfs(path: string): Promise<void>;
+  /**
+   * Sets ext4's FS_TOPDIR_FL on a directory, so that each new subdirectory is
+   * placed in a block group of its own (Orlov); false where unsupported.
+   */
+  setTopdir(path: string): boolean;
   /** A new network namespace bind-mounted on path (an existing empty file). */
   createNetns(path: string): void;
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
