@@ -15,7 +15,7 @@ function hasTopdir(dir: string): boolean {
   return flags.includes('T');
 }
 
-test('drafts/ and active/ carry the top-directory flag where the filesystem has it', async (t) => {
+test('drafts/ carries the top-directory flag where the filesystem has it', async (t) => {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'berth-placement-'));
   try {
     const probe = path.join(root, 'probe');
@@ -27,7 +27,7 @@ test('drafts/ and active/ carry the top-directory flag where the filesystem has 
     const snapshots = new OverlaySnapshotter(path.join(root, 'snapshots'));
     await snapshots.init();
     assert.ok(hasTopdir(path.join(root, 'snapshots', 'drafts')));
-    assert.ok(hasTopdir(path.join(root, 'snapshots', 'active')));
+    assert.ok(!hasTopdir(path.join(root, 'snapshots', 'active')));
     assert.ok(!hasTopdir(path.join(root, 'snapshots', 'layers')));
     // already set: still true, nothing changes
     assert.equal(native().setTopdir(probe), true);

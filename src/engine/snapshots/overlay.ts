@@ -6,7 +6,7 @@
  *                                       many lowerdirs fit in one mount option page
  *   <root>/drafts/<random>/fs           layers being unpacked
  *   <root>/active/<key>/{upper,work}    writable layers of containers
- * drafts/ and active/ carry ext4's "top directory" flag: the tree of every
+ * drafts/ carries ext4's "top directory" flag: the tree of every
  * new layer is placed away from recently deleted ones (unpacking into a
  * block group full of just-freed inodes is ~10x slower on ext4 without a journal).
  * A layer becomes visible by renaming its finished draft into layers/, so a
@@ -43,9 +43,10 @@ export class OverlaySnapshotter implements Snapshotter {
     for (const d of [this.layersDir, this.linksDir, this.draftsDir, this.activeDir, this.emptyDir]) {
       await fsp.mkdir(d, { recursive: true, mode: 0o700 });
     }
-    // Each draft and each writable layer starts in a block group of ext4's choosing rather than
-    // next to the last one, which may have just been deleted (see setTopdir in the addon).
-    for (const d of [this.draftsDir, this.activeDir]) native().setTopdir(d);
+    // Each draft starts in a block group of ext4's choosing rather than next to the last one,
+    // which may have just been deleted (see setTopdir in the addon). Not active/: writable
+    // layers are small, and an A/B of run --rm was no faster with it.
+    native().setTopdir(this.draftsDir);
     // A crash between commit and link creation leaves a layer without its link.
     for (const name of await fsp.readdir(this.layersDir)) {
       if (!(await fsp.stat(path.join(this.layersDir, name, 'meta.json')).catch(() => undefined))) {
