@@ -50,12 +50,48 @@ const UMASK = ((): number => {
   return value;
 })();
 
+/** Idle unpack workers, kept for the next layer (a new worker costs ~45 ms of CPU). */
+const idleWorkers: Worker[] = [];
+const MAX_IDLE_WORKERS = 2;
+
+/** Our listeners only: Worker keeps internal 'newListener'/'removeListener' hooks that start its port. */
+function dropListeners(worker: Worker): void {
+  for (const event of ['message', 'error', 'exit']) worker.removeAllListeners(event);
+}
+
+function takeWorker(): Worker {
+  const idle = idleWorkers.pop();
+  if (!idle) return new Worker(WORKER_URL);
+  dropListeners(idle);
+  idle.ref();
+  return idle;
+}
+
+/** Back to the pool after a layer it finished; a worker that failed or was stopped is never reused. */
+function releaseWorker(worker: Worker): void {
+  dropListeners(worker);
+  if (idleWorkers.length >= MAX_IDLE_WORKERS) {
+    void worker.terminate();
+    return;
+  }
+  worker.unref();
+  worker.on('error', () => {});
+  worker.once('exit', () => {
+    const i = idleWorkers.indexOf(worker);
+    if (i >= 0) idleWorkers.splice(i, 1);
+  });
+  idleWorkers.push(worker);
+}
+
 /** A Writable of plain tar bytes; `result` settles once the worker wrote everything. */
 export class LayerUnpacker extends Writable {
   readonly result: Promise<ApplyResult>;
-  /** Settles once the worker (and its file writers) exited: nothing writes into the directory after it. */
+  /** Settles once the worker (and its file writers) exited or finished: nothing writes into the directory after it. */
   readonly exited: Promise<void>;
   private readonly worker: Worker;
+  /** False once the worker went back to the pool: it may be another layer's by now. */
+  private ownsWorker = true;
+  private markExited!: () => void;
   private batch = new Uint8Array(BATCH);
   private batchLength = 0;
   private inFlight = 0;
@@ -74,8 +110,11 @@ export class LayerUnpacker extends Writable {
     super({ highWaterMark: BATCH });
     this.result = new Promise<ApplyResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.result.catch(() => {}); // observed by whoever awaits it
-    this.worker = new Worker(WORKER_URL, { workerData: { root, umask: UMASK } });
-    this.exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker = takeWorker();
+    this.exited = new Promise<void>((resolve) => (this.markExited = resolve));
+    this.worker.once('exit', () => this.markExited());
+    const begin: ToWorker = { type: 'begin', root, umask: UMASK };
+    this.worker.postMessage(begin);
     this.worker.on('message', (msg: FromWorker) => this.onMessage(msg));
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => {
@@ -107,7 +146,10 @@ export class LayerUnpacker extends Writable {
       case 'done':
         this.settled = true;
         this.settle.resolve({ diffID: msg.diffID as Digest, size: msg.size, tarSize: msg.tarSize });
-        void this.worker.terminate();
+        // every file is written and the file writers are gone: the worker can take the next layer
+        this.ownsWorker = false;
+        releaseWorker(this.worker);
+        this.markExited();
         break;
       case 'error':
         this.fail(msg.invalid ? invalidArgument(msg.message) : new Error(msg.message));
@@ -119,7 +161,7 @@ export class LayerUnpacker extends Writable {
     if (this.failure || this.settled) return;
     this.failure = err;
     this.settle.reject(err);
-    void this.worker.terminate();
+    this.terminate();
     const w = this.waiting;
     this.waiting = null;
     w?.();
@@ -172,7 +214,7 @@ export class LayerUnpacker extends Writable {
       // destroyed before the end: the result never comes
       this.failure = new Error('layer unpacking was interrupted');
       this.settle.reject(this.failure);
-      void this.worker.terminate();
+      this.terminate();
     }
     cb(err);
   }
@@ -180,8 +222,12 @@ export class LayerUnpacker extends Writable {
   /** Stops the worker (if it still runs) and resolves once it is gone, before the caller removes the directory. */
   async stop(): Promise<void> {
     if (!this.destroyed) this.destroy();
-    void this.worker.terminate();
+    this.terminate();
     await this.exited;
+  }
+
+  private terminate(): void {
+    if (this.ownsWorker) void this.worker.terminate();
   }
 }
 
