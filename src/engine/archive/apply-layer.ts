@@ -50,9 +50,14 @@ const UMASK = ((): number => {
   return value;
 })();
 
-/** Idle unpack workers, kept for the next layer (a new worker costs ~45 ms of CPU). */
-const idleWorkers: Worker[] = [];
+/**
+ * Idle unpack workers, kept for the next layer (a new worker costs ~45 ms of
+ * CPU) for a few seconds only: a worker holds ~6 MB, and an idle daemon
+ * should not (issue 2's idle RSS target).
+ */
+const idleWorkers = new Map<Worker, NodeJS.Timeout>();
 const MAX_IDLE_WORKERS = 2;
+const IDLE_WORKER_MS = 5_000;
 
 /** Our listeners only: Worker keeps internal 'newListener'/'removeListener' hooks that start its port. */
 function dropListeners(worker: Worker): void {
@@ -60,27 +65,32 @@ function dropListeners(worker: Worker): void {
 }
 
 function takeWorker(): Worker {
-  const idle = idleWorkers.pop();
-  if (!idle) return new Worker(WORKER_URL);
-  dropListeners(idle);
-  idle.ref();
-  return idle;
+  for (const [idle, timer] of idleWorkers) {
+    clearTimeout(timer);
+    idleWorkers.delete(idle);
+    dropListeners(idle);
+    idle.ref();
+    return idle;
+  }
+  return new Worker(WORKER_URL);
 }
 
 /** Back to the pool after a layer it finished; a worker that failed or was stopped is never reused. */
 function releaseWorker(worker: Worker): void {
   dropListeners(worker);
-  if (idleWorkers.length >= MAX_IDLE_WORKERS) {
+  if (idleWorkers.size >= MAX_IDLE_WORKERS) {
     void worker.terminate();
     return;
   }
   worker.unref();
   worker.on('error', () => {});
   worker.once('exit', () => {
-    const i = idleWorkers.indexOf(worker);
-    if (i >= 0) idleWorkers.splice(i, 1);
+    clearTimeout(idleWorkers.get(worker));
+    idleWorkers.delete(worker);
   });
-  idleWorkers.push(worker);
+  const timer = setTimeout(() => void worker.terminate(), IDLE_WORKER_MS);
+  timer.unref();
+  idleWorkers.set(worker, timer);
 }
 
 /** A Writable of plain tar bytes; `result` settles once the worker wrote everything. */
