@@ -137,6 +137,13 @@ describe('node clients', () => {
       }
     });
 
+    /** The exec's inspect once it stopped running. */
+    const execDone = (e: Docker.Exec): Promise<Docker.ExecInspectInfo> =>
+      eventually(async () => {
+        const i = await e.inspect();
+        return i.Running ? undefined : i;
+      });
+
     test('exec: hijacked with stdin, plain, and inspect ExitCode', async () => {
       const c = await docker.createContainer({ Image: 'busybox', Cmd: ['sleep', '300'] });
       try {
@@ -146,19 +153,13 @@ describe('node clients', () => {
         const r1 = demux(docker, s1);
         s1.end('piped\n');
         assert.deepEqual(await r1, { stdout: 'piped\n', stderr: 'e\n' });
-        const i1 = await eventually(async () => {
-          const i = await e1.inspect();
-          return i.Running ? undefined : i;
-        });
+        const i1 = await execDone(e1);
         assert.equal(i1.ExitCode, 4);
 
         const e2 = await c.exec({ Cmd: ['echo', 'plain'], AttachStdout: true, AttachStderr: true });
         const s2 = await e2.start({});
         assert.deepEqual(await demux(docker, s2), { stdout: 'plain\n', stderr: '' });
-        const i2 = await eventually(async () => {
-          const i = await e2.inspect();
-          return i.Running ? undefined : i;
-        });
+        const i2 = await execDone(e2);
         assert.equal(i2.ExitCode, 0);
         assert.equal(i2.ContainerID, c.id);
       } finally {
