@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,5 +65,25 @@ test('follow goes on where the read stopped: output written in between is neithe
   assert.deepEqual(await readLogs(dir, 3, q, none), []);
   await fsp.writeFile(path.join(dir, 'ctr.log'), line(4));
   assert.deepEqual(await follow(none), ['line4\n']);
+  await fsp.rm(dir, { recursive: true });
+});
+
+test('follow reads once more after the container stopped: its last output is not lost', async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'logs-'));
+  const file = path.join(dir, 'ctr.log');
+  await fsp.writeFile(file, '');
+  const q = { stdout: true, stderr: true, tail: -1, follow: true };
+  const got: string[] = [];
+  // the container is running at the first check; its last line and its exit land
+  // between the follow's read at the end of the file and its next check (docker-py's
+  // run: `echo hi`, then logs(follow=True), then wait)
+  let checks = 0;
+  const isDone = (): boolean => {
+    checks++;
+    if (checks === 2) fs.appendFileSync(file, '2024-01-02T03:04:05.000000000+00:00 stdout F hi\n');
+    return checks >= 2;
+  };
+  await followLogs(dir, q, (e) => void got.push(e.data.toString()), isDone, new AbortController().signal, {});
+  assert.deepEqual(got, ['hi\n']);
   await fsp.rm(dir, { recursive: true });
 });

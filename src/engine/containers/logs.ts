@@ -231,6 +231,8 @@ export async function followLogs(
   try {
     for (;;) {
       if (signal.aborted) return;
+      // asked before reading: output written just before the exit is read on this pass, not lost
+      const doneBefore = isDone();
       let progressed = false;
       if (fh) {
         const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
@@ -256,7 +258,8 @@ export async function followLogs(
         await open(false);
         continue;
       }
-      if (isDone()) return;
+      if (doneBefore) return;
+      if (isDone()) continue; // it stopped since: one more read
       if (q.until !== undefined && Date.now() > q.until) return;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 250);
