@@ -12,6 +12,12 @@
  *    (recently_deleted()), which made every tool's figure swing several-fold
  *    depending on what the run before had just removed. The bench starts
  *    with a sync and a 65 s pause for the same reason;
+ *  - every daemon is warmed up with the pull of a small image (one 1 MB
+ *    layer) before it is measured: daemons are long-running, and a fresh
+ *    process's first pull also pays one-time costs (JIT, threads);
+ *  - `sync` before each measured sample, so that no tool pays for writing
+ *    back what the one before it left dirty (berthd makes each layer durable
+ *    with syncfs, which flushes the whole filesystem; Docker and tar do not);
  *  - then, once, the everyday case that this effect hits: `rmi` and pull the
  *    same image again at once, by berthd and by Docker (berthd unpacks each
  *    layer in a block group of ext4's choosing: FS_TOPDIR_FL on its drafts);
@@ -26,6 +32,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { TestDaemon } from '../test/helpers/daemon.js';
 import { TestDockerd } from '../test/helpers/dockerd.js';
 import { TestRegistry } from '../test/helpers/registry.js';
@@ -65,14 +72,49 @@ function must(r: { code: number; stdout: string; stderr: string }, what: string)
   if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr || r.stdout}`);
 }
 
+/** A small image (busybox-static's binary, one ~1 MB gzip layer) for warming daemons up; returns its reference. */
+async function pushWarmupImage(base: string): Promise<string> {
+  const dir = await fsp.mkdtemp('/tmp/bench-warmup-');
+  try {
+    fs.mkdirSync(path.join(dir, 'rootfs/bin'), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(dir, 'rootfs/bin/busybox'));
+    execFileSync('tar', ['--numeric-owner', '-C', path.join(dir, 'rootfs'), '-cf', path.join(dir, 'layer.tar'), '.']);
+    const tarBytes = fs.readFileSync(path.join(dir, 'layer.tar'));
+    const layer = await uploadBlob(base, 'warmup', zlib.gzipSync(tarBytes));
+    const config = await uploadBlob(
+      base,
+      'warmup',
+      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] } })),
+    );
+    await putManifest(
+      base,
+      'warmup',
+      'latest',
+      {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: config.digest, size: config.size },
+        layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
+      },
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
+    return `${new URL(base).host}/warmup:latest`;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   ensureImageFiles();
   const source = await TestRegistry.start();
   const floorDir = await fsp.mkdtemp('/tmp/bench-floor-');
   const daemons: (TestDaemon | TestDockerd)[] = [];
-  const pull = (d: TestDaemon | TestDockerd, what: string): Promise<number> =>
-    timed(what, async () => must(await d.docker(['pull', '-q', image], { timeoutMs: 300_000 }), what));
+  const pull = async (d: TestDaemon | TestDockerd, what: string): Promise<number> => {
+    execFileSync('sync');
+    return timed(what, async () => must(await d.docker(['pull', '-q', image], { timeoutMs: 300_000 }), what));
+  };
   let image = '';
+  let warmup = '';
   try {
     // the image, pushed by hand: one gzip layer, Docker schema 2
     const base = source.url;
@@ -101,6 +143,7 @@ async function main(): Promise<void> {
       'application/vnd.docker.distribution.manifest.v2+json',
     );
     image = `${source.host}/debian:bookworm`;
+    warmup = await pushWarmupImage(base);
     const files = Number(execFileSync('bash', ['-c', `tar -tf ${ROOTFS_TAR} | wc -l`]).toString().trim());
     console.log(
       `image: ${image}: one layer of ${(layer.size / 1e6).toFixed(1)} MB gzip, ${(fs.statSync(ROOTFS_TAR).size / 1e6).toFixed(1)} MB tar, ${files} entries; ${runs} runs each\n`,
@@ -121,10 +164,12 @@ async function main(): Promise<void> {
       const d = await TestDockerd.start();
       daemons.push(b, d);
       last = { b, d };
+      for (const daemon of [b, d]) must(await daemon.docker(['pull', '-q', warmup], { timeoutMs: 60_000 }), 'warm-up pull');
       const dir = path.join(floorDir, `x${i}`);
       const pulls: (() => Promise<void>)[] = [
         async () => {
           fs.mkdirSync(dir);
+          execFileSync('sync');
           floor.push(
             await timed('floor: gzip -dc | tar -x', () => {
               const r = spawnSync('bash', ['-c', `gzip -dc ${LAYER_GZ} | tar -x --numeric-owner -C ${dir}`]);

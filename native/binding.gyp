@@ -2,9 +2,9 @@
   "targets": [
     {
       "target_name": "berth_native",
-      "sources": ["src/berth_native.c"],
+      "sources": ["src/berth_native.c", "src/gunzip.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-      "libraries": ["-lseccomp"]
+      "libraries": ["-lseccomp", "-lisal"]
     },
     {
       "target_name": "berth-nsexec",

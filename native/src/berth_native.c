@@ -14,12 +14,13 @@
  *  - a sealed in-memory copy of the helper, so a container process can never
  *    reach the host's binary through /proc/<pid>/exe (runc's memfd defence).
  *  - the ext4 "top of directory hierarchy" flag (FS_TOPDIR_FL), see SetTopdir.
+ *  - gzip decompression with ISA-L, about twice zlib's speed (gunzip.c).
  *  - seccomp: the OCI profile compiled to BPF with libseccomp exactly as runc
  *    1.1 does it (rules, then the -ENOSYS stub runc prepends), once per
  *    profile instead of once per exec.
  *
  * Every function is synchronous except the socket and the exit watch, whose
- * I/O runs on the loop.
+ * I/O runs on the loop, and syncfs and gunzip, which run on the thread pool.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -51,6 +52,8 @@
 #include <seccomp.h>
 #include <linux/filter.h>
 #include <unistd.h>
+
+#include "gunzip.h"
 
 #define CHECK(call)                                                          \
   do {                                                                       \
@@ -1199,6 +1202,9 @@ NAPI_MODULE_INIT() {
     {"spawn", NULL, Spawn, NULL, NULL, NULL, napi_enumerable, NULL},
     {"setTopdir", NULL, SetTopdir, NULL, NULL, NULL, napi_enumerable, NULL},
     {"seccompCompile", NULL, SeccompCompile, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gunzipCreate", NULL, GunzipCreate, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gunzipRun", NULL, GunzipRun, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"gunzipClose", NULL, GunzipClose, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

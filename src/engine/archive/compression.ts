@@ -4,8 +4,8 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
-import zlib from 'node:zlib';
 import { errnoCode, invalidArgument } from '../../core/errdefs/index.js';
+import { Gunzip } from './gunzip.js';
 
 export type Compression = 'none' | 'gzip' | 'bzip2' | 'xz' | 'zstd';
 
@@ -64,7 +64,7 @@ export function decompressor(kind: Compression): { input: NodeJS.WritableStream 
     case 'none':
       return null;
     case 'gzip': {
-      const gunzip = zlib.createGunzip({ chunkSize: 1 << 17 });
+      const gunzip = new Gunzip();
       return { input: gunzip as unknown as NodeJS.WritableStream & Readable, output: gunzip };
     }
     case 'bzip2':

@@ -40,10 +40,28 @@ export interface NativeAddon {
   spawn(file: string, argv: string[], stdio: number[], onExit: (code: number, signal: number) => void): number;
   /** An OCI LinuxSeccomp compiled to BPF (struct sock_filter[]) as runc 1.1 loads it. */
   seccompCompile(profile: object): Buffer;
+  /** A gzip decompression stream's state (ISA-L); see archive/gunzip.ts. */
+  gunzipCreate(): GunzipHandle;
+  /**
+   * Inflates input[offset..] into output[outOffset..] on the thread pool; `full`: the output
+   * filled up before the input was used up (call again). One call at a time per handle.
+   */
+  gunzipRun(
+    handle: GunzipHandle,
+    input: Buffer,
+    offset: number,
+    output: Buffer,
+    outOffset: number,
+    final: boolean,
+    callback: (err: Error | null, consumed: number, produced: number, full: boolean) => void,
+  ): void;
+  /** Frees the state (once the running call, if any, is over). */
+  gunzipClose(handle: GunzipHandle): void;
 }
 
-/** An opaque handle owned by the addon. */
+/** Opaque handles owned by the addon. */
 export type SeqpacketHandle = { readonly __seqpacket: unique symbol };
+export type GunzipHandle = { readonly __gunzip: unique symbol };
 
 export const MS_RDONLY = 1;
 export const MS_NOSUID = 2;
