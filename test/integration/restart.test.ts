@@ -54,6 +54,38 @@ describe('daemon restarts', () => {
     });
   }
 
+  test("conmon (of a container and of an exec session) leaves berthd's cgroups", async (t) => {
+    const own = (pid: number): Map<string, string> =>
+      new Map(
+        fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => l.split(':'))
+          .filter(([, controllers]) => controllers !== '')
+          .map(([, controllers, cgPath]) => [controllers, cgPath]),
+      );
+    const daemonCgroups = [...own(d.pid!)].filter(([, p]) => p !== '/');
+    if (daemonCgroups.length === 0) return t.skip('berthd runs in the root cgroups here: nothing to leave');
+    const id = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+    const exec = await d.docker(['exec', '-d', id, 'sleep', '60']);
+    assert.equal(exec.code, 0, exec.stderr);
+    const execDirs = fs.readdirSync(path.join(d.execRoot, 'exec'));
+    const conmons = [
+      Number(fs.readFileSync(path.join(d.execRoot, 'containers', id, 'conmon.pid'), 'utf8')),
+      ...execDirs.map((e) => Number(fs.readFileSync(path.join(d.execRoot, 'exec', e, 'conmon.pid'), 'utf8'))),
+    ];
+    assert.equal(conmons.length, 2);
+    // the move happens just after the start (off its path): give it a moment
+    const deadline = Date.now() + 3000;
+    for (const pid of conmons) {
+      const moved = (): boolean => daemonCgroups.every(([controllers]) => own(pid).get(controllers) === '/');
+      while (!moved() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(moved(), `conmon ${pid} is still in ${JSON.stringify([...own(pid)])}`);
+    }
+    await d.docker(['rm', '-f', id]);
+  });
+
   test('an exit that happens while berthd is down is recorded with its code', async () => {
     const run = await d.docker(['run', '-d', '--name', 'quitter', 'busybox', 'sh', '-c', 'sleep 1; exit 7']);
     assert.equal(run.code, 0, run.stderr);

@@ -77,7 +77,7 @@ export class ExecProcess {
   private readonly startPipe: NodeJS.WritableStream & { destroy(): void };
   private stderr = '';
 
-  constructor(child: ChildProcess, attach: boolean, moveOut: (pid: number) => void) {
+  constructor(child: ChildProcess, attach: boolean) {
     const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     this.startPipe = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
     const attachPipe = (child.stdio as unknown as (NodeJS.ReadableStream & { destroy(): void } | null)[])[5] ?? null;
@@ -139,10 +139,9 @@ export class ExecProcess {
       rejectPid(err);
       rejectExit(err);
     });
-    if (child.pid) moveOut(child.pid);
     child.unref();
-    // conmon waits for a first byte before forking (so it can be moved out of our cgroup);
-    // if it is gone already (EPIPE), the sync pipe's end reports the failure
+    // conmon waits for a first byte before forking (its daemon leaves our cgroups later:
+    // ConmonRuntime.leaveOwnCgroups); if it is gone already (EPIPE), the sync pipe's end reports it
     this.startPipe.on('error', () => {});
     this.startPipe.write('0');
     if (!attach) this.startPipe.destroy();
@@ -152,6 +151,15 @@ export class ExecProcess {
   release(): void {
     this.startPipe.write('0');
     this.startPipe.destroy();
+  }
+}
+
+/** The pid in a pid file conmon's parent wrote before it exited; 0 if there is none. */
+function readPidFile(file: string): number {
+  try {
+    return parseInt(fs.readFileSync(file, 'utf8'), 10) || 0;
+  } catch {
+    return 0; // absent only if conmon failed early
   }
 }
 
@@ -275,12 +283,8 @@ export class ConmonRuntime {
           finish(new CreateError(runcMessage(msg.message ?? '') || 'runc create failed'));
           return;
         }
-        let conmonPid = 0;
-        try {
-          conmonPid = parseInt(fs.readFileSync(path.join(o.bundle, 'conmon.pid'), 'utf8'), 10);
-        } catch {
-          // written by conmon's parent before it exits; absent only if conmon failed early
-        }
+        const conmonPid = readPidFile(path.join(o.bundle, 'conmon.pid'));
+        if (conmonPid > 0) void this.leaveOwnCgroups(conmonPid);
         finish(null, { pid, conmonPid });
       });
       sync.on('end', () => {
@@ -289,17 +293,23 @@ export class ConmonRuntime {
           setTimeout(() => finish(new CreateError(stderr.trim() || 'conmon exited before the container was created')), 10);
         }
       });
-      // conmon waits on the start pipe so we can move it out of our cgroup first.
-      if (child.pid) this.leaveOwnCgroups(child.pid);
+      // conmon waits on the start pipe so that it could be moved to another cgroup before it
+      // forks; we let it go at once and move its daemon afterwards (see leaveOwnCgroups)
       startPipe.write('0');
     });
   }
 
   /**
    * conmon must not share berthd's cgroups: whoever stops berthd by killing
-   * its cgroup would stop every container's monitor with it.
+   * its cgroup would stop every container's monitor with it. Moving a process
+   * between cgroup v1 hierarchies waits for an RCU grace period (4-20 ms
+   * here), so it happens after the container exists, off the start's path:
+   * conmon's daemon, not the process we spawned (which exits after forking),
+   * goes to the root cgroups. Until then its short-lived children (runc create)
+   * are where it is; the container's own processes are in the container's
+   * cgroups either way.
    */
-  leaveOwnCgroups(pid: number): void {
+  async leaveOwnCgroups(pid: number): Promise<void> {
     if (this.ownCgroups === undefined) {
       this.ownCgroups = [];
       try {
@@ -314,13 +324,13 @@ export class ConmonRuntime {
         // no cgroup information: nothing to leave
       }
     }
-    for (const cg of this.ownCgroups) {
-      try {
-        fs.writeFileSync(path.join(cg.path, 'cgroup.procs'), String(pid));
-      } catch {
-        // best effort: a hierarchy we may not write to
-      }
-    }
+    await Promise.all(
+      this.ownCgroups.map((cg) =>
+        fsp.writeFile(path.join(cg.path, 'cgroup.procs'), String(pid)).catch(() => {
+          // best effort: a hierarchy we may not write to, or conmon already gone
+        }),
+      ),
+    );
   }
 
   /**
@@ -380,6 +390,7 @@ export class ConmonRuntime {
       '-r', this.runc.binary,
       '-b', o.dir,
       '-p', path.join(o.dir, 'pidfile'),
+      '-P', path.join(o.dir, 'conmon.pid'),
       '--socket-dir-path', this.socketDir,
       '-l', 'none',
       '--log-level', 'error',
@@ -395,7 +406,15 @@ export class ConmonRuntime {
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4', ...(o.attach ? { _OCI_ATTACHPIPE: '5' } : {}) },
       detached: true,
     });
-    return new ExecProcess(child, o.attach, (pid) => this.leaveOwnCgroups(pid));
+    const session = new ExecProcess(child, o.attach);
+    session.pid.then(
+      () => {
+        const conmonPid = readPidFile(path.join(o.dir, 'conmon.pid'));
+        if (conmonPid > 0) void this.leaveOwnCgroups(conmonPid);
+      },
+      () => {},
+    );
+    return session;
   }
 
   attach(bundle: string): AttachConnection {
