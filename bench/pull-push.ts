@@ -68,6 +68,12 @@ async function timed(what: string, fn: () => Promise<void> | void): Promise<numb
   return ms;
 }
 
+/** CPU time (user + system) a process has used so far. */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+}
+
 function must(r: { code: number; stdout: string; stderr: string }, what: string): void {
   if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr || r.stdout}`);
 }
@@ -160,7 +166,7 @@ async function main(): Promise<void> {
     let last: { b: TestDaemon; d: TestDockerd } | undefined;
     for (let i = 0; i < runs; i++) {
       console.log(`run ${i + 1}`);
-      const b = await TestDaemon.start({ busybox: false, args: ['--log-level', 'warn'] });
+      const b = await TestDaemon.start({ busybox: false, args: ['--log-level', 'debug'] });
       const d = await TestDockerd.start();
       daemons.push(b, d);
       last = { b, d };
@@ -177,7 +183,14 @@ async function main(): Promise<void> {
             }),
           );
         },
-        async () => void berthPull.push(await pull(b, 'berthd pull')),
+        async () => {
+          const cpu0 = cpuMs(b.pid!);
+          berthPull.push(await pull(b, 'berthd pull'));
+          // berthd's own account of the layer (debug log) and the CPU it used
+          const pulled = (await b.log()).split('\n').filter((l) => l.includes('"layer pulled"')).pop();
+          const t = pulled ? (JSON.parse(pulled) as { streamMs: number; verifyMs: number; commitMs: number }) : undefined;
+          console.log(`    berthd: ${cpuMs(b.pid!) - cpu0} ms of CPU; layer streamed ${t?.streamMs} ms, verified ${t?.verifyMs} ms, committed ${t?.commitMs} ms`);
+        },
         async () => void dockerPull.push(await pull(d, 'Docker 20.10 pull')),
       ];
       // the order rotates from run to run, so that a busy moment on the machine does not always hit the same one
