@@ -78,6 +78,25 @@ function must(r: { code: number; stdout: string; stderr: string }, what: string)
   if (r.code !== 0) throw new Error(`${what} failed: ${r.stderr || r.stdout}`);
 }
 
+/** Pushes by hand an image of one gzip layer (Docker schema 2); returns the layer's descriptor. */
+async function pushOneLayerImage(base: string, repo: string, tag: string, layerGz: Buffer, config: object): Promise<{ digest: string; size: number }> {
+  const layer = await uploadBlob(base, repo, layerGz);
+  const cfg = await uploadBlob(base, repo, Buffer.from(JSON.stringify(config)));
+  await putManifest(
+    base,
+    repo,
+    tag,
+    {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: cfg.digest, size: cfg.size },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
+    },
+    'application/vnd.docker.distribution.manifest.v2+json',
+  );
+  return layer;
+}
+
 /** A small image (busybox-static's binary, one ~1 MB gzip layer) for warming daemons up; returns its reference. */
 async function pushWarmupImage(base: string): Promise<string> {
   const dir = await fsp.mkdtemp('/tmp/bench-warmup-');
@@ -86,24 +105,7 @@ async function pushWarmupImage(base: string): Promise<string> {
     fs.copyFileSync('/bin/busybox', path.join(dir, 'rootfs/bin/busybox'));
     execFileSync('tar', ['--numeric-owner', '-C', path.join(dir, 'rootfs'), '-cf', path.join(dir, 'layer.tar'), '.']);
     const tarBytes = fs.readFileSync(path.join(dir, 'layer.tar'));
-    const layer = await uploadBlob(base, 'warmup', zlib.gzipSync(tarBytes));
-    const config = await uploadBlob(
-      base,
-      'warmup',
-      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] } })),
-    );
-    await putManifest(
-      base,
-      'warmup',
-      'latest',
-      {
-        schemaVersion: 2,
-        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-        config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: config.digest, size: config.size },
-        layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
-      },
-      'application/vnd.docker.distribution.manifest.v2+json',
-    );
+    await pushOneLayerImage(base, 'warmup', 'latest', zlib.gzipSync(tarBytes), { architecture: 'amd64', os: 'linux', config: { Cmd: ['sh'] }, rootfs: { type: 'layers', diff_ids: [sha256(tarBytes)] } });
     return `${new URL(base).host}/warmup:latest`;
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
@@ -124,30 +126,14 @@ async function main(): Promise<void> {
   try {
     // the image, pushed by hand: one gzip layer, Docker schema 2
     const base = source.url;
-    const layer = await uploadBlob(base, 'debian', fs.readFileSync(LAYER_GZ));
-    const config = Buffer.from(
-      JSON.stringify({
-        architecture: 'amd64',
-        os: 'linux',
-        created: '2024-01-01T00:00:00Z',
-        config: { Cmd: ['bash'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
-        rootfs: { type: 'layers', diff_ids: [sha256(fs.readFileSync(ROOTFS_TAR))] },
-        history: [{ created: '2024-01-01T00:00:00Z', created_by: 'debootstrap --variant=minbase bookworm' }],
-      }),
-    );
-    const cfg = await uploadBlob(base, 'debian', config);
-    await putManifest(
-      base,
-      'debian',
-      'bookworm',
-      {
-        schemaVersion: 2,
-        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
-        config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: cfg.digest, size: cfg.size },
-        layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
-      },
-      'application/vnd.docker.distribution.manifest.v2+json',
-    );
+    const layer = await pushOneLayerImage(base, 'debian', 'bookworm', fs.readFileSync(LAYER_GZ), {
+      architecture: 'amd64',
+      os: 'linux',
+      created: '2024-01-01T00:00:00Z',
+      config: { Cmd: ['bash'], Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
+      rootfs: { type: 'layers', diff_ids: [sha256(fs.readFileSync(ROOTFS_TAR))] },
+      history: [{ created: '2024-01-01T00:00:00Z', created_by: 'debootstrap --variant=minbase bookworm' }],
+    });
     image = `${source.host}/debian:bookworm`;
     warmup = await pushWarmupImage(base);
     const files = Number(execFileSync('bash', ['-c', `tar -tf ${ROOTFS_TAR} | wc -l`]).toString().trim());
