@@ -2,16 +2,17 @@
  * A file writer helper of the unpack worker (parallel-files.ts): creates
  * regular files, writes their bytes, sets owner, mode, times and xattrs,
  * in the order the ops arrive, and counts finished files and bytes in
- * shared memory. Paths were checked by the unpack worker; files are still
+ * shared memory (a new block for each layer: the 'start' message). Paths were checked by the unpack worker; files are still
  * created with O_EXCL, so nothing existing is ever followed or overwritten.
  */
 import fs from 'node:fs';
-import { workerData, parentPort } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { native } from '../runtime/native.js';
-import { type FileOp, type FileWriterData, sharedViews } from './parallel-files.js';
+import { type FileOp, type FileWriterStart, sharedViews } from './parallel-files.js';
 
-const { index, shared, helpers } = workerData as FileWriterData;
-const views = sharedViews(shared, helpers);
+// set by each layer's 'start' message (a helper is reused for the next layer)
+let index = 0;
+let views: ReturnType<typeof sharedViews>;
 let fd: number | null = null;
 let path = '';
 let failed = false;
@@ -65,7 +66,16 @@ function apply(op: FileOp): void {
   }
 }
 
-parentPort!.on('message', (ops: FileOp[]) => {
+parentPort!.on('message', (msg: FileOp[] | FileWriterStart) => {
+  if (!Array.isArray(msg)) {
+    index = msg.index;
+    views = sharedViews(msg.shared, msg.helpers);
+    fd = null;
+    path = '';
+    failed = false;
+    return;
+  }
+  const ops = msg;
   if (failed) return;
   try {
     for (const op of ops) apply(op);

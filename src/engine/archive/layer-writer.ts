@@ -343,7 +343,7 @@ export class SyncLayerWriter implements TarSink {
     }
     if (this.parallel) {
       this.parallel.barrier();
-      this.parallel.close();
+      this.parallel.close(true);
       this.parallel = null;
       this.pending.clear();
     }

@@ -22,7 +22,9 @@ export type FileOp =
   | { t: 'd'; bytes: Uint8Array }
   | { t: 'e'; uid: number; gid: number; mode: number; mtime: number; chown: boolean; chmod: boolean; xattrs: [string, Uint8Array][] };
 
-export interface FileWriterData {
+/** A helper's first message for each layer: its slot and the layer's shared counters. */
+export interface FileWriterStart {
+  t: 'start';
   index: number;
   shared: SharedArrayBuffer;
   helpers: number;
@@ -35,6 +37,13 @@ const MAX_IN_FLIGHT = 32 << 20;
 const FLUSH_BYTES = 256 << 10;
 const FLUSH_OPS = 96;
 const WORKER_URL = new URL('./file-writer-worker.js', import.meta.url);
+/**
+ * Helpers that finished a layer cleanly, kept for the next layer of this
+ * unpack worker: a new thread costs ~40 ms of CPU. They end with the unpack
+ * worker (pooled for a few seconds by apply-layer.ts). A helper of a layer
+ * that failed is terminated, never reused.
+ */
+const idleHelpers: Worker[] = [];
 
 /** Layout of the shared memory: files done per helper, bytes done, error flag, error text. */
 export function sharedViews(shared: SharedArrayBuffer, helpers: number): { done: Int32Array; bytes: BigInt64Array; error: Int32Array; text: Uint8Array } {
@@ -62,9 +71,13 @@ export class ParallelFiles {
     this.sent = new Array<number>(helpers).fill(0);
     this.queues = Array.from({ length: helpers }, () => ({ ops: [], transfer: [], bytes: 0 }));
     for (let index = 0; index < helpers; index++) {
-      const data: FileWriterData = { index, shared, helpers };
-      const w = new Worker(WORKER_URL, { workerData: data });
-      w.unref();
+      let w = idleHelpers.pop();
+      if (!w) {
+        w = new Worker(WORKER_URL);
+        w.unref();
+      }
+      const start: FileWriterStart = { t: 'start', index, shared, helpers };
+      w.postMessage(start);
       this.workers.push(w);
     }
   }
@@ -155,7 +168,11 @@ export class ParallelFiles {
     this.checkError();
   }
 
-  close(): void {
-    for (const w of this.workers) void w.terminate();
+  /** Lets the helpers go: back to the pool after a clean barrier(), terminated otherwise. */
+  close(reuse = false): void {
+    for (const w of this.workers.splice(0)) {
+      if (reuse && idleHelpers.length < this.helpers) idleHelpers.push(w);
+      else void w.terminate();
+    }
   }
 }
