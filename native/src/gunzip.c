@@ -8,10 +8,14 @@
  * pool and reports how much it consumed and produced, and whether the output
  * filled up (call again for the rest). One call at a time per stream.
  *
- * Like zlib's gunzip in Node.js: concatenated members are one stream; bytes
- * after a member that do not start a new one (0x1f) are ignored; each
- * member's CRC-32 and length are checked (ISA-L's ISAL_GZIP mode); input that
- * ends inside a member is an error.
+ * Like zlib's gunzip in Node.js: concatenated members are one stream; after a
+ * member, a zero byte ends it (trailing padding is ignored) and anything else
+ * must be another member; reserved header flags are refused; each member's
+ * CRC-32 and length are checked; input that ends inside a member is an error.
+ * Headers are read with isal_read_gzip_header into a header record that
+ * lives as long as the member: isal_inflate's own header parsing (ISAL_GZIP)
+ * keeps its flags in a local variable and fails on valid headers with several
+ * optional fields that arrive split across two calls.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -21,8 +25,14 @@
 
 #include "gunzip.h"
 
+/* Per call, so that ISA-L's 32-bit counters stay far from overflowing. */
+#define MAX_CALL_INPUT (64u << 20)
+#define GZIP_RESERVED_FLAGS 0xe0
+
 struct gunzip {
   struct inflate_state *state;
+  struct isal_gzip_header header; /* the member's header, read across calls */
+  int in_body;     /* the header was read: inflating the member's data */
   int busy;        /* a call is on the thread pool */
   int closed;      /* state freed (or to be freed when the call completes) */
   int member_done; /* between members: the last one ended cleanly */
@@ -96,13 +106,32 @@ static void gunzip_execute(napi_env env, void *data) {
     }
     if (gz->member_done) {
       if (st->avail_in == 0) break;
-      if (st->next_in[0] != 0x1f) {
+      if (st->next_in[0] == 0) {
         gz->trailing = 1;
         continue;
       }
+      if (st->next_in[0] != 0x1f) { /* said at once, as zlib does, not after 10 bytes */
+        c->error = isal_message(ISAL_INVALID_WRAPPER);
+        break;
+      }
       isal_inflate_reset(st);
-      st->crc_flag = ISAL_GZIP;
+      isal_gzip_header_init(&gz->header);
+      gz->in_body = 0;
       gz->member_done = 0;
+    }
+    if (!gz->in_body) {
+      int ret = isal_read_gzip_header(st, &gz->header);
+      if (ret == ISAL_END_INPUT) break; /* the rest of the header comes with the next call */
+      if (ret != ISAL_DECOMP_OK) {
+        c->error = ret == ISAL_INCORRECT_CHECKSUM ? "header crc mismatch" : isal_message(ret);
+        break;
+      }
+      if (gz->header.flags & GZIP_RESERVED_FLAGS) {
+        c->error = "unknown header flags set";
+        break;
+      }
+      st->crc_flag = ISAL_GZIP_NO_HDR_VER; /* the trailer's CRC-32 and length are checked */
+      gz->in_body = 1;
     }
     int ret = isal_inflate(st);
     if (ret < 0 || ret == ISAL_NEED_DICT) {
@@ -161,7 +190,7 @@ napi_value GunzipCreate(napi_env env, napi_callback_info info) {
     return NULL;
   }
   isal_inflate_init(gz->state);
-  gz->state->crc_flag = ISAL_GZIP;
+  isal_gzip_header_init(&gz->header);
   napi_value handle;
   if (napi_create_external(env, gz, gunzip_finalize, NULL, &handle) != napi_ok) {
     gunzip_finalize(env, gz, NULL);
@@ -198,7 +227,7 @@ napi_value GunzipRun(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (offset < 0 || (size_t)offset > in_len || out_offset < 0 || (size_t)out_offset >= out_len ||
-      in_len - offset > UINT32_MAX || out_len - out_offset > UINT32_MAX) {
+      out_len - out_offset > UINT32_MAX) {
     napi_throw_range_error(env, NULL, "gunzipRun: offset out of range");
     return NULL;
   }
@@ -213,7 +242,7 @@ napi_value GunzipRun(napi_env env, napi_callback_info info) {
   }
   c->gz = gz;
   c->in = (uint8_t *)in + offset;
-  c->in_len = in_len - offset;
+  c->in_len = in_len - offset > MAX_CALL_INPUT ? MAX_CALL_INPUT : in_len - offset;
   c->out = (uint8_t *)out + out_offset;
   c->out_len = out_len - out_offset;
   c->final = final;
