@@ -311,6 +311,38 @@ describe('bad input from registries leaves nothing behind', () => {
     await failsWith(`${reg.host}/damaged/layer:v1`, /verification failed for digest|digest mismatch|does not match/);
   });
 
+  test('a layer whose gzip breaks halfway (its digest matches): the pull fails at once, nothing left', async () => {
+    // 20 MB of incompressible files: the download is still running when the unpacking fails
+    const tarStream = (await import('tar-stream')).default;
+    const pack = tarStream.pack();
+    for (let i = 0; i < 40; i++) pack.entry({ name: `d/f${i}` }, crypto.randomBytes(512 << 10));
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    const tar = Buffer.concat(chunks);
+    const gz = (await import('node:zlib')).gzipSync(tar);
+    gz.fill(0xff, gz.length >> 2, (gz.length >> 2) + 4096);
+    const { uploadBlob } = await import('../helpers/oci.js');
+    const layer = await uploadBlob(reg.url, 'damaged/gzip', gz);
+    const c = await uploadBlob(reg.url, 'damaged/gzip', Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tar)] } })));
+    await putManifest(
+      reg.url,
+      'damaged/gzip',
+      'v1',
+      {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: c.digest, size: c.size },
+        layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: layer.digest, size: layer.size }],
+      },
+      'application/vnd.docker.distribution.manifest.v2+json',
+    );
+    const started = Date.now();
+    await failsWith(`${reg.host}/damaged/gzip:v1`, /invalid tar archive|gzip: /);
+    // it used to wait for the unpacker to take more bytes, forever
+    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+  });
+
   test('a layer whose content does not match the diffID of its config', async () => {
     const img = await uploadImage(reg.url, 'damaged/diffid', { layerTar: await uniqueTar(), compression: 'gzip', architecture: 'amd64', tag: 'v1' });
     // a config that claims another diffID, in a new manifest over the same layer

@@ -326,6 +326,18 @@ export class Puller {
           // the blob goes to disk in 1 MiB writes (a thread-pool round trip each), not one per socket read
           let pending: Buffer[] = [];
           let pendingBytes = 0;
+          // a failed unpack destroys the stream: stop downloading instead of waiting for a drain that never comes
+          const stopped = (): Error | null => (compressedStream.destroyed ? (compressedStream.errored ?? new Error('layer unpacking stopped')) : null);
+          const drainedOrClosed = (): Promise<void> =>
+            new Promise<void>((resolve) => {
+              const done = (): void => {
+                compressedStream.off('drain', done);
+                compressedStream.off('close', done);
+                resolve();
+              };
+              compressedStream.on('drain', done);
+              compressedStream.on('close', done);
+            });
           const flush = async (): Promise<void> => {
             if (pendingBytes === 0) return;
             const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
@@ -339,7 +351,9 @@ export class Puller {
             if (pendingBytes >= 1 << 20) await flush();
             received += chunk.length;
             if (throttle.ready()) emit(detail('Downloading', id, received, desc.size));
-            if (!compressedStream.write(chunk)) await new Promise<void>((r) => compressedStream.once('drain', r));
+            if (stopped()) throw stopped();
+            if (!compressedStream.write(chunk) && !compressedStream.destroyed) await drainedOrClosed();
+            if (stopped()) throw stopped();
           }
           await flush();
           compressedStream.end();
@@ -354,9 +368,11 @@ export class Puller {
         await pipeline(stream as Readable, unpacker);
         return unpacker.result;
       })();
-      // the download's own error says more than the unpacker's "premature close"
+      unpack.catch((err: Error) => compressedStream.destroy(err));
+      // the download's own error says more than the unpacker's "premature close"; but when the
+      // unpacking failed first (bad gzip, hostile tar), the download stopped because of it
       const [downloaded, unpacked] = await Promise.allSettled([download, unpack]);
-      if (downloaded.status === 'rejected') throw downloaded.reason;
+      if (downloaded.status === 'rejected') throw unpacked.status === 'rejected' && compressedStream.errored === unpacked.reason ? unpacked.reason : downloaded.reason;
       const streamed = performance.now();
       emit(detail('Downloading', id, received, desc.size));
       emit(simple('Verifying Checksum', id));
