@@ -670,7 +670,8 @@ static napi_value SealedCopy(napi_env env, napi_callback_info info) {
   struct stat st;
   int mfd = -1, err = 0;
   if (fstat(src, &st) < 0) err = errno;
-  if (!err && (mfd = memfd_create("berth-nsexec", MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) err = errno;
+  const char *base = strrchr(path, '/');
+  if (!err && (mfd = memfd_create(base ? base + 1 : path, MFD_CLOEXEC | MFD_ALLOW_SEALING)) < 0) err = errno;
   for (off_t done = 0; !err && done < st.st_size;) {
     ssize_t n = sendfile(mfd, src, NULL, (size_t)(st.st_size - done));
     if (n < 0 && errno == EINTR) continue;
@@ -737,30 +738,42 @@ static void on_exit_poll(uv_poll_t *handle, int status, int events) {
   uv_close((uv_handle_t *)&w->poll, on_exitwatch_close);
 }
 
-/* spawn(file, argv: string[], stdio: number[], onExit(code, signal)): pid
+/* spawn(file, argv: string[], stdio: number[], onExit(code, signal), env?: string[]): pid
  * posix_spawn (vfork: no copy of our address space) with stdio[i] as fd i,
- * default signal dispositions, an empty mask and a session of its own. The
- * child is reaped here (libuv only reaps what it spawned itself). */
+ * default signal dispositions, an empty mask and a session of its own; the
+ * environment is env ("NAME=value" entries), empty without it. The child is
+ * reaped here (libuv only reaps what it spawned itself). */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
+  size_t given = 5;
   if (get_args(env, info, 4, argv) < 0) return NULL;
+  napi_get_cb_info(env, info, &given, argv, NULL, NULL);
   char *file = get_string(env, argv[0]);
   if (!file) return NULL;
-  uint32_t argc = 0, nfds = 0;
+  uint32_t argc = 0, nfds = 0, nenv = 0;
+  bool has_env = false;
+  if (given >= 5) napi_is_array(env, argv[4], &has_env);
   napi_get_array_length(env, argv[1], &argc);
   napi_get_array_length(env, argv[2], &nfds);
+  if (has_env) napi_get_array_length(env, argv[4], &nenv);
   char **args = calloc(argc + 1, sizeof(char *));
+  char **envp = calloc(nenv + 1, sizeof(char *));
   int *fds = calloc(nfds + 1, sizeof(int));
   napi_value result = NULL;
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
-  int ok = args && fds;
+  int ok = args && envp && fds;
   for (uint32_t i = 0; ok && i < argc; i++) {
     napi_value v;
     napi_get_element(env, argv[1], i, &v);
     if (!(args[i] = get_string(env, v))) ok = 0;
+  }
+  for (uint32_t i = 0; ok && i < nenv; i++) {
+    napi_value v;
+    napi_get_element(env, argv[4], i, &v);
+    if (!(envp[i] = get_string(env, v))) ok = 0;
   }
   for (uint32_t i = 0; ok && i < nfds; i++) {
     napi_value v;
@@ -770,16 +783,27 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
       ok = 0;
     }
   }
+  for (uint32_t i = 0; ok && i < nfds; i++) {
+    /* a source among the targets would be overwritten before its own dup2 */
+    if (fds[i] < (int)nfds && fds[i] != (int)i) {
+      napi_throw_range_error(env, NULL, "stdio descriptors must be above the ones they become");
+      ok = 0;
+    }
+  }
   if (ok) {
     /* dup2 onto 0..n-1; our descriptors are above them (0-2 are taken in a daemon) */
     for (uint32_t i = 0; i < nfds; i++) posix_spawn_file_actions_adddup2(&actions, fds[i], (int)i);
     sigset_t all, none;
     sigfillset(&all);
+    /* glibc's sigfillset leaves out its internal signals (32, 33), and its
+     * posix_spawn child sets those to SIG_IGN unless they are in the
+     * set-default set, an ignore that exec keeps and every descendant (conmon,
+     * runc, the container) would inherit. sigaddset refuses them: set the bits. */
+    all.__val[0] |= 1UL << (32 - 1) | 1UL << (33 - 1);
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
-    char *envp[] = {NULL};
     pid_t pid;
     int err = posix_spawn(&pid, file, &actions, &attr, args, envp);
     if (err) {
@@ -814,7 +838,10 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   posix_spawnattr_destroy(&attr);
   if (args)
     for (uint32_t i = 0; i < argc; i++) free(args[i]);
+  if (envp)
+    for (uint32_t i = 0; i < nenv; i++) free(envp[i]);
   free(args);
+  free(envp);
   free(fds);
   free(file);
   return result;

@@ -7,9 +7,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { TestDaemon, eventually, exec } from '../helpers/daemon.js';
+import { TestDaemon, busyboxRootfsTar, eventually, exec } from '../helpers/daemon.js';
 
 describe('daemon restarts', () => {
   let d: TestDaemon;
@@ -107,6 +108,42 @@ describe('daemon restarts', () => {
     await new Promise((r) => setTimeout(r, 1800));
     await d.launch();
     await eventually(async () => (await d.docker(['inspect', id])).code !== 0, 10_000, 'auto-removal');
+  });
+
+  test('a start cut short between runc create and the record (kill -9) does not keep the container from starting', async () => {
+    const id = (await d.docker(['create', '--name', 'half-started', 'busybox', 'echo', 'started at last'])).stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    // what the cut leaves: runc's container under that id, its record still "created"
+    const probe = (await d.docker(['run', '-d', 'busybox', 'sleep', '60'])).stdout.trim();
+    const spec = JSON.parse(await fsp.readFile(path.join(d.execRoot, 'containers', probe, 'config.json'), 'utf8'));
+    await d.docker(['rm', '-f', probe]);
+    await d.stopDaemon('SIGKILL');
+    const bundle = await fsp.mkdtemp('/tmp/bt-leftover-');
+    try {
+      const rootfs = path.join(bundle, 'rootfs');
+      await fsp.mkdir(rootfs);
+      assert.equal((await exec('tar', ['-x', '-C', rootfs], { input: await busyboxRootfsTar() })).code, 0);
+      spec.root.path = rootfs;
+      spec.mounts = spec.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/etc/'));
+      for (const ns of spec.linux.namespaces as { path?: string }[]) delete ns.path;
+      spec.linux.cgroupsPath = `${d.cgroupParent}/leftover`;
+      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      // the container's init keeps runc's stdio: a file, not a pipe that would never end
+      const errFile = path.join(bundle, 'runc.err');
+      const errFd = fs.openSync(errFile, 'w');
+      const created = spawnSync('runc', ['--root', path.join(d.execRoot, 'runc'), 'create', '--bundle', bundle, id], { stdio: ['ignore', errFd, errFd], timeout: 30_000 });
+      fs.closeSync(errFd);
+      assert.equal(created.status, 0, fs.readFileSync(errFile, 'utf8'));
+
+      await d.launch();
+      const start = await d.docker(['start', '-a', 'half-started']);
+      assert.equal(start.code, 0, start.stderr);
+      assert.equal(start.stdout.trim(), 'started at last');
+      await d.docker(['rm', 'half-started']);
+    } finally {
+      await exec('runc', ['--root', path.join(d.execRoot, 'runc'), 'delete', '--force', id]);
+      await fsp.rm(bundle, { recursive: true, force: true });
+    }
   });
 
   test('after a simulated host reboot containers are stopped, except those whose restart policy starts them', async () => {

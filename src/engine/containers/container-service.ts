@@ -281,6 +281,7 @@ export class ContainerService {
     const records = this.store.all();
     const known = new Set(records.map((r) => r.id));
     const exitsPending: string[] = [];
+    const inRunc = new Set((await this.runtime.runc.list().catch(() => [])).map((st) => st.id));
     for (const c of records) {
       if (c.state.Status === 'removing') {
         await this.removeLocked(c).catch((err) => this.log.warn('could not finish removal', { id: c.id, error: err as Error }));
@@ -301,6 +302,9 @@ export class ContainerService {
           await this.finishExit(c, 255, false);
         }
       } else {
+        // a start interrupted between `runc create` and its record leaves runc's
+        // container (and its conmon) behind: the next start would find the id taken
+        if (inRunc.has(c.id)) await this.runtime.runc.delete(c.id, true).catch(() => {});
         await this.unmountRootfs(c.id);
         await fsp.rm(this.bundle(c.id), { recursive: true, force: true });
       }
@@ -332,8 +336,8 @@ export class ContainerService {
     for (const name of await fsp.readdir(path.join(this.config.execRoot, 'containers'))) {
       if (!known.has(name)) await fsp.rm(path.join(this.config.execRoot, 'containers', name), { recursive: true, force: true });
     }
-    for (const st of await this.runtime.runc.list().catch(() => [])) {
-      if (!known.has(st.id)) await this.runtime.runc.delete(st.id, true).catch(() => {});
+    for (const id of inRunc) {
+      if (!known.has(id)) await this.runtime.runc.delete(id, true).catch(() => {});
     }
 
     this.exitWatcher = fs.watch(this.runtime.exitDir, (_event, filename) => {
@@ -552,6 +556,22 @@ export class ContainerService {
     const mark = (name: string): void => {
       marks[name] = Math.round((performance.now() - t0) * 10) / 10;
     };
+    // conmon starts up while the bundle is being prepared and waits for it
+    const hc = c.hostConfig;
+    const logging = hc.LogConfig.Type !== 'none';
+    const pendingCreate = this.runtime.prepareCreate({
+      id,
+      name: c.name,
+      bundle,
+      logPath: logging ? path.join(this.dir(id), LOG_FILE) : '',
+      logSizeMax: logging ? c.logMaxSize : 0,
+      terminal: c.config.Tty,
+      stdin: c.config.OpenStdin,
+      // with a tty, stdin stays open when a client detaches (Docker closes it only for plain pipes)
+      stdinOnce: c.config.StdinOnce && !c.config.Tty,
+    });
+    mark('spawned');
+    let released = false;
     try {
       // root filesystem: the image's layers under the container's writable layer
       const rootfs = this.rootfs(id);
@@ -616,7 +636,6 @@ export class ContainerService {
       }
       mark('mounts');
 
-      const hc = c.hostConfig;
       const spec = buildSpec({
         rootfs,
         readonlyRootfs: hc.ReadonlyRootfs,
@@ -667,18 +686,8 @@ export class ContainerService {
       await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
       mark('bundle');
 
-      const logging = hc.LogConfig.Type !== 'none';
-      const creating = this.runtime.create({
-        id,
-        name: c.name,
-        bundle,
-        logPath: logging ? path.join(this.dir(id), LOG_FILE) : '',
-        logSizeMax: logging ? c.logMaxSize : 0,
-        terminal: c.config.Tty,
-        stdin: c.config.OpenStdin,
-        // with a tty, stdin stays open when a client detaches (Docker closes it only for plain pipes)
-        stdinOnce: c.config.StdinOnce && !c.config.Tty,
-      });
+      released = true;
+      const creating = pendingCreate.go();
       // runc creates the container while netavark configures its namespace
       const [created] = await Promise.all([creating, network.ready ?? Promise.resolve()]).catch(async (err) => {
         const done = await creating.catch(() => undefined);
@@ -722,14 +731,19 @@ export class ContainerService {
         this.restartDelays.delete(id);
       }
       mark('attached');
-      await this.runtime.start(id, created.pid);
-      mark('started');
-      await this.store.save(c);
-      mark('saved');
+      // the record is written while the process is let go; should either fail, the
+      // catch below (once both are over: its own save must come last) kills the
+      // container and records the failure
+      const outcomes = await Promise.allSettled([
+        this.runtime.start(id, created.pid).then(() => mark('started')),
+        this.store.save(c).then(() => mark('saved')),
+      ]);
+      for (const o of outcomes) if (o.status === 'rejected') throw o.reason;
       this.log.debug('container started', { id: shortId(id), ms: marks });
       this.events.publish('container', 'start', id, this.eventAttributes(c));
       this.onStarted(c);
     } catch (err) {
+      if (!released) pendingCreate.abort();
       const message = errorMessage(err);
       this.log.info('container failed to start', { id: shortId(id), error: message });
       await this.runtime.runc.delete(id, true).catch(() => {});

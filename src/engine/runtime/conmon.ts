@@ -8,9 +8,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { internal, invalidArgument } from '../../core/errdefs/index.js';
+import { errorMessage, internal, invalidArgument } from '../../core/errdefs/index.js';
 import { native, type SeqpacketHandle } from './native.js';
 import { Runc, runcMessage } from './runc.js';
 
@@ -34,6 +35,14 @@ export interface CreatedContainer {
 }
 
 export class CreateError extends Error {}
+
+/** A conmon waiting to create a container (ConmonRuntime.prepareCreate). */
+export interface PendingCreate {
+  /** Lets conmon run `runc create`; resolves once the container exists. */
+  go(): Promise<CreatedContainer>;
+  /** Kills the waiting conmon; only before go(). */
+  abort(): void;
+}
 
 export interface ExecOptions {
   containerId: string;
@@ -218,12 +227,24 @@ export class ConmonRuntime {
    * exists (it has not exec'd the user command yet: `start` does that).
    */
   create(o: ConmonOptions): Promise<CreatedContainer> {
+    return this.prepareCreate(o).go();
+  }
+
+  /**
+   * Spawns conmon now, waiting on its start pipe: its exec and library
+   * loading (~3 ms) overlap the caller's preparation of the bundle. go()
+   * lets it fork and run `runc create`; abort() kills it before that.
+   * posix_spawn (native) rather than child_process: libuv forks the daemon
+   * and waits for the exec, ~3 ms of the main thread per container.
+   */
+  prepareCreate(o: ConmonOptions): PendingCreate {
     const args = [
+      'conmon',
       '--api-version', '1',
       '-c', o.id,
       '-u', o.id.slice(0, 32),
       '-n', o.name,
-      '-r', this.runc.binary,
+      '-r', this.runtimeExecutable(),
       '-b', o.bundle,
       '-p', path.join(o.bundle, 'pidfile'),
       '-P', path.join(o.bundle, 'conmon.pid'),
@@ -241,62 +262,151 @@ export class ConmonRuntime {
     if (o.terminal) args.push('-t');
     if (o.stdin) args.push('-i');
     if (o.stdin && !o.stdinOnce) args.push('--leave-stdin-open');
+    const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, 'TZ=UTC', '_OCI_SYNCPIPE=3', '_OCI_STARTPIPE=4'];
 
-    return new Promise<CreatedContainer>((resolve, reject) => {
-      const child = spawn(this.conmonBinary, args, {
-        stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', TZ: 'UTC', _OCI_SYNCPIPE: '3', _OCI_STARTPIPE: '4' },
-        detached: true,
-      });
-      const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
-      const startPipe = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
-      let stderr = '';
-      let buffered = '';
-      let settled = false;
-      const finish = (err: Error | null, value?: CreatedContainer): void => {
-        if (settled) return;
-        settled = true;
-        sync.destroy();
-        startPipe.destroy();
-        child.stderr?.destroy();
-        child.unref();
-        if (err) reject(err);
-        else resolve(value!);
-      };
-      child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-      child.on('error', (err) => finish(internal(`cannot run conmon: ${err.message}`, err)));
-      // conmon gone before it read the start byte (EPIPE): the sync pipe's end reports it, with conmon's stderr
-      startPipe.on('error', () => {});
-      sync.on('data', (b: Buffer) => {
-        buffered += b.toString();
-        const nl = buffered.indexOf('\n');
-        if (nl === -1) return;
-        let msg: { data?: number; pid?: number; message?: string };
-        try {
-          msg = JSON.parse(buffered.slice(0, nl)) as typeof msg;
-        } catch {
-          finish(internal(`conmon sent an unreadable message: ${buffered.slice(0, nl)}`));
-          return;
-        }
-        const pid = msg.data ?? msg.pid ?? -1;
-        if (pid <= 0) {
-          finish(new CreateError(runcMessage(msg.message ?? '') || 'runc create failed'));
-          return;
-        }
-        const conmonPid = readPidFile(path.join(o.bundle, 'conmon.pid'));
-        if (conmonPid > 0) void this.leaveOwnCgroups(conmonPid);
-        finish(null, { pid, conmonPid });
-      });
-      sync.on('end', () => {
-        if (!settled) {
-          // conmon exited without reporting: its stderr (or syslog) has the reason
-          setTimeout(() => finish(new CreateError(stderr.trim() || 'conmon exited before the container was created')), 10);
-        }
-      });
-      // conmon waits on the start pipe so that it could be moved to another cgroup before it
-      // forks; we let it go at once and move its daemon afterwards (see leaveOwnCgroups)
-      startPipe.write('0');
+    const addon = native();
+    const ours: number[] = [];
+    const theirs: number[] = [];
+    let startW = -1;
+    let pid = 0;
+    let spawnError: Error | undefined;
+    let syncR = -1;
+    let errR = -1;
+    try {
+      const [sr, sw] = addon.pipe();
+      ours.push(sr);
+      theirs.push(sw);
+      const [pr, pw] = addon.pipe();
+      theirs.push(pr);
+      ours.push(pw);
+      const [er, ew] = addon.pipe();
+      ours.push(er);
+      theirs.push(ew);
+      [syncR, startW, errR] = [sr, pw, er];
+      pid = addon.spawn(this.conmonBinary, args, [this.devNull(), this.devNull(), ew, sw, pr], () => {}, env);
+    } catch (err) {
+      spawnError = internal(`cannot run conmon: ${errorMessage(err)}`, err instanceof Error ? err : undefined);
+      for (const fd of ours) fs.closeSync(fd);
+    } finally {
+      for (const fd of theirs) fs.closeSync(fd); // conmon has its copies
+    }
+    if (spawnError) {
+      const failed = Promise.reject(spawnError);
+      failed.catch(() => {});
+      return { go: () => failed, abort: () => {} };
+    }
+
+    const sync = new net.Socket({ fd: syncR, readable: true, writable: false });
+    const stderrStream = new net.Socket({ fd: errR, readable: true, writable: false });
+    let stderr = '';
+    let buffered = '';
+    let settled = false;
+    let resolveCreated!: (value: CreatedContainer) => void;
+    let rejectCreated!: (err: Error) => void;
+    const created = new Promise<CreatedContainer>((res, rej) => ((resolveCreated = res), (rejectCreated = rej)));
+    created.catch(() => {});
+    const closeStartPipe = (): void => {
+      if (startW < 0) return;
+      fs.closeSync(startW);
+      startW = -1;
+    };
+    const finish = (err: Error | null, value?: CreatedContainer): void => {
+      if (settled) return;
+      settled = true;
+      sync.destroy();
+      stderrStream.destroy();
+      closeStartPipe();
+      if (err) rejectCreated(err);
+      else resolveCreated(value!);
+    };
+    stderrStream.on('data', (b: Buffer) => (stderr += b.toString()));
+    stderrStream.on('error', () => {});
+    sync.on('error', () => {});
+    sync.on('data', (b: Buffer) => {
+      buffered += b.toString();
+      const nl = buffered.indexOf('\n');
+      if (nl === -1) return;
+      let msg: { data?: number; pid?: number; message?: string };
+      try {
+        msg = JSON.parse(buffered.slice(0, nl)) as typeof msg;
+      } catch {
+        finish(internal(`conmon sent an unreadable message: ${buffered.slice(0, nl)}`));
+        return;
+      }
+      const containerPid = msg.data ?? msg.pid ?? -1;
+      if (containerPid <= 0) {
+        finish(new CreateError(runcMessage(msg.message ?? '') || 'runc create failed'));
+        return;
+      }
+      const conmonPid = readPidFile(path.join(o.bundle, 'conmon.pid'));
+      if (conmonPid > 0) void this.leaveOwnCgroups(conmonPid);
+      finish(null, { pid: containerPid, conmonPid });
     });
+    sync.on('end', () => {
+      if (!settled) {
+        // conmon exited without reporting: its stderr (or syslog) has the reason
+        setTimeout(() => finish(new CreateError(stderr.trim() || 'conmon exited before the container was created')), 10);
+      }
+    });
+    return {
+      // conmon waits on the start pipe (meant for moving it to another cgroup before it
+      // forks); we let it go once the bundle is ready and move its daemon afterwards
+      // (see leaveOwnCgroups)
+      go: () => {
+        if (!settled && startW >= 0) {
+          try {
+            fs.writeSync(startW, '0');
+          } catch {
+            // conmon is gone already (EPIPE): the sync pipe's end reports it, with its stderr
+          }
+          closeStartPipe();
+        }
+        return created;
+      },
+      abort: () => {
+        if (settled) return;
+        // killed before it read the start byte: had it read an end of file instead, it would go on
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        finish(new CreateError('container start abandoned'));
+      },
+    };
+  }
+
+  private devNullFd: number | undefined;
+  private sealedRunc: { fd: number; dev: number; ino: number; size: number; mtimeMs: number } | undefined;
+
+  /**
+   * The runc that conmon runs: a sealed in-memory copy of it. runc protects
+   * the host binary from its containers (CVE-2019-5736) by copying itself
+   * into a sealed memfd at every `runc init` and executing that copy; when it
+   * already runs from one, it skips both (~2 ms and 8.7 MB of copying per
+   * container). The copy is made again when the file changes (an upgrade);
+   * the file itself is used when no copy can be made. The path lives as long
+   * as berthd does, which is all it must: conmon runs runc only to create.
+   */
+  runtimeExecutable(): string {
+    try {
+      const st = fs.statSync(this.runc.binary);
+      const cur = this.sealedRunc;
+      if (!cur || cur.dev !== st.dev || cur.ino !== st.ino || cur.size !== st.size || cur.mtimeMs !== st.mtimeMs) {
+        const fd = native().sealedCopy(this.runc.binary);
+        // a conmon spawned a moment ago may not have executed the old copy yet
+        if (cur) setTimeout(() => fs.close(cur.fd, () => {}), 60_000).unref();
+        this.sealedRunc = { fd, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs };
+      }
+      return `/proc/${process.pid}/fd/${this.sealedRunc!.fd}`;
+    } catch {
+      return this.runc.binary;
+    }
+  }
+
+  private devNull(): number {
+    if (this.devNullFd === undefined) this.devNullFd = fs.openSync('/dev/null', 'r+'); // close-on-exec: libuv opens so
+    return this.devNullFd;
   }
 
   /**

@@ -34,10 +34,10 @@ export interface NativeAddon {
   sealedCopy(path: string): number;
   /**
    * posix_spawn (no copy of the daemon's memory) with stdio[i] as fd i,
-   * default signals and a new session; onExit gets the exit code, or -1 and
-   * the signal number. Returns the pid.
+   * default signals, a new session and the given environment (empty without
+   * it); onExit gets the exit code, or -1 and the signal number. Returns the pid.
    */
-  spawn(file: string, argv: string[], stdio: number[], onExit: (code: number, signal: number) => void): number;
+  spawn(file: string, argv: string[], stdio: number[], onExit: (code: number, signal: number) => void, env?: string[]): number;
   /** An OCI LinuxSeccomp compiled to BPF (struct sock_filter[]) as runc 1.1 loads it. */
   seccompCompile(profile: object): Buffer;
   /** A gzip decompression stream's state (ISA-L); see archive/gunzip.ts. */
