@@ -434,13 +434,14 @@ export class ConmonRuntime {
         // no cgroup information: nothing to leave
       }
     }
-    await Promise.all(
-      this.ownCgroups.map((cg) =>
-        fsp.writeFile(path.join(cg.path, 'cgroup.procs'), String(pid)).catch(() => {
-          // best effort: a hierarchy we may not write to, or conmon already gone
-        }),
-      ),
-    );
+    // one hierarchy after the other: each write holds a thread-pool thread for
+    // the grace period, and the start still in flight needs the pool (the exec
+    // fifo, the record's write)
+    for (const cg of this.ownCgroups) {
+      await fsp.writeFile(path.join(cg.path, 'cgroup.procs'), String(pid)).catch(() => {
+        // best effort: a hierarchy we may not write to, or conmon already gone
+      });
+    }
   }
 
   /**
