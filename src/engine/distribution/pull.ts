@@ -29,6 +29,7 @@ import { RegistryClient, readLimited, registryError } from './registry-client.js
 import type { RegistryHosts } from './registry-hosts.js';
 import { ACCEPT_MANIFESTS, type Fetched, parseManifest, platformMatches, platformString, selectPlatform } from './manifests.js';
 import { type ProgressSink, Semaphore, Throttle, detail, shortDigest, simple } from './progress.js';
+import { drainedOrClosed } from '../../util/streams.js';
 
 const MAX_MANIFEST = 4 << 20;
 const MAX_CONFIG = 32 << 20;
@@ -327,17 +328,9 @@ export class Puller {
           let pending: Buffer[] = [];
           let pendingBytes = 0;
           // a failed unpack destroys the stream: stop downloading instead of waiting for a drain that never comes
-          const stopped = (): Error | null => (compressedStream.destroyed ? (compressedStream.errored ?? new Error('layer unpacking stopped')) : null);
-          const drainedOrClosed = (): Promise<void> =>
-            new Promise<void>((resolve) => {
-              const done = (): void => {
-                compressedStream.off('drain', done);
-                compressedStream.off('close', done);
-                resolve();
-              };
-              compressedStream.on('drain', done);
-              compressedStream.on('close', done);
-            });
+          const throwIfStopped = (): void => {
+            if (compressedStream.destroyed) throw compressedStream.errored ?? new Error('layer unpacking stopped');
+          };
           const flush = async (): Promise<void> => {
             if (pendingBytes === 0) return;
             const data = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingBytes);
@@ -351,9 +344,9 @@ export class Puller {
             if (pendingBytes >= 1 << 20) await flush();
             received += chunk.length;
             if (throttle.ready()) emit(detail('Downloading', id, received, desc.size));
-            if (stopped()) throw stopped();
-            if (!compressedStream.write(chunk) && !compressedStream.destroyed) await drainedOrClosed();
-            if (stopped()) throw stopped();
+            throwIfStopped();
+            if (!compressedStream.write(chunk) && !compressedStream.destroyed) await drainedOrClosed(compressedStream);
+            throwIfStopped();
           }
           await flush();
           compressedStream.end();

@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import { invalidArgument } from '../../core/errdefs/index.js';
 import type { RequestContext } from '../context.js';
 import type { Router } from '../router.js';
+import { drainedOrClosed } from '../../util/streams.js';
 
 export interface PathStatView {
   name: string;
@@ -92,15 +93,7 @@ export function containerFileRoutes(router: Router, b: ContainerFilesBackend): v
       { stream, oneShot },
       (f) => {
         if (res.write(JSON.stringify(f) + '\n')) return;
-        return new Promise<void>((resolve) => {
-          const done = (): void => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-          };
-          res.once('drain', done);
-          res.once('close', done);
-        });
+        return drainedOrClosed(res);
       },
       ctx.signal,
     );
