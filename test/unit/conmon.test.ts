@@ -13,7 +13,7 @@ test('conmon that exits at once (an unusable runtime) is a CreateError with its 
     await fsp.mkdir(bundle);
     const id = 'c'.repeat(64);
     await assert.rejects(
-      rt.create({ id, name: 'early-exit', bundle, logPath: '', logSizeMax: 0, terminal: false, stdin: false, stdinOnce: false }),
+      rt.prepareCreate({ id, name: 'early-exit', bundle, logPath: '', logSizeMax: 0, terminal: false, stdin: false, stdinOnce: false }).go(),
       (err: Error) => err instanceof CreateError && /Runtime path .* is not valid|conmon exited/.test(err.message),
     );
   } finally {

@@ -571,7 +571,6 @@ export class ContainerService {
       stdinOnce: c.config.StdinOnce && !c.config.Tty,
     });
     mark('spawned');
-    let released = false;
     try {
       // root filesystem: the image's layers under the container's writable layer
       const rootfs = this.rootfs(id);
@@ -686,7 +685,6 @@ export class ContainerService {
       await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
       mark('bundle');
 
-      released = true;
       const creating = pendingCreate.go();
       // runc creates the container while netavark configures its namespace
       const [created] = await Promise.all([creating, network.ready ?? Promise.resolve()]).catch(async (err) => {
@@ -743,7 +741,7 @@ export class ContainerService {
       this.events.publish('container', 'start', id, this.eventAttributes(c));
       this.onStarted(c);
     } catch (err) {
-      if (!released) pendingCreate.abort();
+      pendingCreate.abort(); // nothing once it was let go
       const message = errorMessage(err);
       this.log.info('container failed to start', { id: shortId(id), error: message });
       await this.runtime.runc.delete(id, true).catch(() => {});

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { errorMessage, internal, invalidArgument } from '../../core/errdefs/index.js';
-import { native, type SeqpacketHandle } from './native.js';
+import { devNull, native, type SeqpacketHandle } from './native.js';
 import { Runc, runcMessage } from './runc.js';
 
 export interface ConmonOptions {
@@ -40,7 +40,7 @@ export class CreateError extends Error {}
 export interface PendingCreate {
   /** Lets conmon run `runc create`; resolves once the container exists. */
   go(): Promise<CreatedContainer>;
-  /** Kills the waiting conmon; only before go(). */
+  /** Kills the waiting conmon; nothing once go() was called. */
   abort(): void;
 }
 
@@ -223,17 +223,12 @@ export class ConmonRuntime {
   }
 
   /**
-   * conmon -> runc create. Resolves once the container's init process
-   * exists (it has not exec'd the user command yet: `start` does that).
-   */
-  create(o: ConmonOptions): Promise<CreatedContainer> {
-    return this.prepareCreate(o).go();
-  }
-
-  /**
-   * Spawns conmon now, waiting on its start pipe: its exec and library
-   * loading (~3 ms) overlap the caller's preparation of the bundle. go()
-   * lets it fork and run `runc create`; abort() kills it before that.
+   * conmon -> runc create, in two steps. This spawns conmon, which waits on
+   * its start pipe: its exec and library loading (~3 ms) overlap the
+   * caller's preparation of the bundle. go() lets it fork and run `runc
+   * create` and resolves once the container's init process exists (it has
+   * not exec'd the user command yet: `start` does that); abort() kills it
+   * if go() has not been called.
    * posix_spawn (native) rather than child_process: libuv forks the daemon
    * and waits for the exec, ~3 ms of the main thread per container.
    */
@@ -265,42 +260,28 @@ export class ConmonRuntime {
     const env = [`PATH=${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}`, 'TZ=UTC', '_OCI_SYNCPIPE=3', '_OCI_STARTPIPE=4'];
 
     const addon = native();
-    const ours: number[] = [];
-    const theirs: number[] = [];
-    let startW = -1;
-    let pid = 0;
-    let spawnError: Error | undefined;
-    let syncR = -1;
-    let errR = -1;
+    const pipes: [number, number][] = []; // [read, write]: sync, start, stderr
+    let pid: number;
     try {
-      const [sr, sw] = addon.pipe();
-      ours.push(sr);
-      theirs.push(sw);
-      const [pr, pw] = addon.pipe();
-      theirs.push(pr);
-      ours.push(pw);
-      const [er, ew] = addon.pipe();
-      ours.push(er);
-      theirs.push(ew);
-      [syncR, startW, errR] = [sr, pw, er];
-      pid = addon.spawn(this.conmonBinary, args, [this.devNull(), this.devNull(), ew, sw, pr], () => {}, env);
+      for (let i = 0; i < 3; i++) pipes.push(addon.pipe());
+      const [[, syncW], [startR], [, errW]] = pipes;
+      pid = addon.spawn(this.conmonBinary, args, [devNull(), devNull(), errW, syncW, startR], () => {}, env);
     } catch (err) {
-      spawnError = internal(`cannot run conmon: ${errorMessage(err)}`, err instanceof Error ? err : undefined);
-      for (const fd of ours) fs.closeSync(fd);
-    } finally {
-      for (const fd of theirs) fs.closeSync(fd); // conmon has its copies
-    }
-    if (spawnError) {
-      const failed = Promise.reject(spawnError);
+      for (const fd of pipes.flat()) fs.closeSync(fd);
+      const failed = Promise.reject(internal(`cannot run conmon: ${errorMessage(err)}`, err instanceof Error ? err : undefined));
       failed.catch(() => {});
       return { go: () => failed, abort: () => {} };
     }
+    const [[syncR, syncW], [startR, startWrite], [errR, errW]] = pipes;
+    for (const fd of [syncW, startR, errW]) fs.closeSync(fd); // conmon has its copies
+    let startW = startWrite;
 
     const sync = new net.Socket({ fd: syncR, readable: true, writable: false });
     const stderrStream = new net.Socket({ fd: errR, readable: true, writable: false });
     let stderr = '';
     let buffered = '';
     let settled = false;
+    let letGo = false;
     let resolveCreated!: (value: CreatedContainer) => void;
     let rejectCreated!: (err: Error) => void;
     const created = new Promise<CreatedContainer>((res, rej) => ((resolveCreated = res), (rejectCreated = rej)));
@@ -353,6 +334,7 @@ export class ConmonRuntime {
       // forks); we let it go once the bundle is ready and move its daemon afterwards
       // (see leaveOwnCgroups)
       go: () => {
+        letGo = true;
         if (!settled && startW >= 0) {
           try {
             fs.writeSync(startW, '0');
@@ -364,7 +346,7 @@ export class ConmonRuntime {
         return created;
       },
       abort: () => {
-        if (settled) return;
+        if (settled || letGo) return;
         // killed before it read the start byte: had it read an end of file instead, it would go on
         try {
           process.kill(pid, 'SIGKILL');
@@ -376,7 +358,6 @@ export class ConmonRuntime {
     };
   }
 
-  private devNullFd: number | undefined;
   private sealedRunc: { fd: number; dev: number; ino: number; size: number; mtimeMs: number } | undefined;
 
   /**
@@ -402,11 +383,6 @@ export class ConmonRuntime {
     } catch {
       return this.runc.binary;
     }
-  }
-
-  private devNull(): number {
-    if (this.devNullFd === undefined) this.devNullFd = fs.openSync('/dev/null', 'r+'); // close-on-exec: libuv opens so
-    return this.devNullFd;
   }
 
   /**

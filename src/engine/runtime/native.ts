@@ -2,6 +2,7 @@
  * Typed access to the native addon (native/src/berth_native.c): the system
  * calls Node.js lacks. Loaded once, lazily, so the CLI never pays for it.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,4 +88,12 @@ export function native(): NativeAddon {
     addon = require(path.join(root, 'native/build/Release/berth_native.node')) as NativeAddon;
   }
   return addon;
+}
+
+let devNullFd: number | undefined;
+
+/** One descriptor of /dev/null (read-write, close-on-exec) for the stdio of spawned helpers. */
+export function devNull(): number {
+  if (devNullFd === undefined) devNullFd = fs.openSync('/dev/null', 'r+');
+  return devNullFd;
 }

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../core/errdefs/index.js';
 import { ALL_CAPABILITIES } from './spec.js';
-import { native } from './native.js';
+import { devNull, native } from './native.js';
 import type { OciSeccomp } from './seccomp.js';
 
 /** The namespaces runc exec joins, in runc's order (configs.NamespaceTypes()). */
@@ -259,7 +259,7 @@ export class NsexecProcess extends EventEmitter {
       if (o.stdin) {
         [inR, inW] = addon.pipe();
         fds.push(inR, inW);
-      } else inR = rt.devNull();
+      } else inR = devNull();
     } catch (err) {
       closeAll(fds);
       throw err;
@@ -366,7 +366,6 @@ export class NsexecProcess extends EventEmitter {
 
 export class NsexecRuntime {
   private sealedFd: number | undefined;
-  private devNullFd: number | undefined;
   private mounts: CgroupMount[] | undefined;
   private readonly contexts = new Map<string, ContainerExecContext>();
   /** Compiled filters by profile text: containers with the same capabilities share one. */
@@ -401,10 +400,6 @@ export class NsexecRuntime {
     return `/proc/self/fd/${this.sealedFd}`;
   }
 
-  devNull(): number {
-    if (this.devNullFd === undefined) this.devNullFd = fs.openSync('/dev/null', 'r') // libuv opens close-on-exec;
-    return this.devNullFd;
-  }
 
   private cgroupMounts(): CgroupMount[] {
     if (!this.mounts) this.mounts = parseCgroupMounts(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
