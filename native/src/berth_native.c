@@ -19,8 +19,11 @@
  *    1.1 does it (rules, then the -ENOSYS stub runc prepends), once per
  *    profile instead of once per exec.
  *
+ *  - crash-safe state files written in one thread-pool job (WriteFileAtomic).
+ *
  * Every function is synchronous except the socket and the exit watch, whose
- * I/O runs on the loop, and syncfs and gunzip, which run on the thread pool.
+ * I/O runs on the loop, and syncfs, writeFileAtomic and gunzip, which run on
+ * the thread pool.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -83,6 +86,11 @@ static napi_value errno_error(napi_env env, int err, const char *syscall, const 
     case ECONNREFUSED: name = "ECONNREFUSED"; break;
     case ENOTDIR: name = "ENOTDIR"; break;
     case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
+    case ENOSPC: name = "ENOSPC"; break;
+    case EDQUOT: name = "EDQUOT"; break;
+    case EIO: name = "EIO"; break;
+    case EROFS: name = "EROFS"; break;
+    case EISDIR: name = "EISDIR"; break;
   }
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_set_named_property(env, error, "code", code);
@@ -344,6 +352,143 @@ static napi_value Syncfs(napi_env env, napi_callback_info info) {
     free(w->path);
     free(w);
     napi_throw_error(env, NULL, "berth_native: cannot queue syncfs");
+    return NULL;
+  }
+  return promise;
+}
+
+/* writeFileAtomic(path, tmp, data, mode): a promise; a state file written
+ * crash-safely (tmp beside it, fsync, rename over path, fsync of the
+ * directory) as one job on the thread pool: through Node's fs API the same
+ * is eight round trips, each a wake-up of the event loop. The buffer is held
+ * by a reference until the job is done. */
+struct atomic_write {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref data_ref;
+  char *path, *tmp;
+  const char *data;
+  size_t len;
+  int mode;
+  int err;
+  const char *what;
+  const char *err_path;
+};
+
+static void atomic_write_execute(napi_env env, void *p) {
+  struct atomic_write *w = p;
+  int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, w->mode);
+  if (fd < 0) {
+    w->err = errno, w->what = "open", w->err_path = w->tmp;
+    return;
+  }
+  for (size_t off = 0; off < w->len;) {
+    ssize_t n = write(fd, w->data + off, w->len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      w->err = errno, w->what = "write", w->err_path = w->tmp;
+      goto fail;
+    }
+    off += (size_t)n;
+  }
+  if (fsync(fd) < 0) {
+    w->err = errno, w->what = "fsync", w->err_path = w->tmp;
+    goto fail;
+  }
+  int rc = close(fd);
+  fd = -1;
+  if (rc < 0 && errno != EINTR) {
+    w->err = errno, w->what = "close", w->err_path = w->tmp;
+    goto fail;
+  }
+  if (rename(w->tmp, w->path) < 0) {
+    w->err = errno, w->what = "rename", w->err_path = w->path;
+    goto fail;
+  }
+  /* the rename itself made durable: fsync of the directory */
+  char *slash = strrchr(w->path, '/');
+  int dfd;
+  if (!slash) {
+    dfd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } else if (slash == w->path) {
+    dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } else {
+    *slash = '\0';
+    dfd = open(w->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    *slash = '/';
+  }
+  if (dfd < 0 || fsync(dfd) < 0) {
+    w->err = errno, w->what = "fsync", w->err_path = w->path;
+  }
+  if (dfd >= 0) close(dfd);
+  return;
+fail:
+  if (fd >= 0) close(fd);
+  unlink(w->tmp);
+}
+
+static void atomic_write_complete(napi_env env, napi_status status, void *p) {
+  struct atomic_write *w = p;
+  if (status != napi_ok && !w->err) {
+    w->err = ECANCELED, w->what = "write", w->err_path = w->path;
+  }
+  if (w->err) {
+    napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->what, w->err_path));
+  } else {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, w->deferred, undefined);
+  }
+  napi_delete_reference(env, w->data_ref);
+  napi_delete_async_work(env, w->work);
+  free(w->path);
+  free(w->tmp);
+  free(w);
+}
+
+static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv) < 0) return NULL;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, NULL, "data must be a Buffer");
+    return NULL;
+  }
+  struct atomic_write *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "writeFileAtomic", NULL);
+  int32_t mode;
+  void *data;
+  if (napi_get_value_int32(env, argv[3], &mode) != napi_ok || napi_get_buffer_info(env, argv[2], &data, &w->len) != napi_ok) {
+    free(w);
+    napi_throw_type_error(env, NULL, "expected (path, tmp, data, mode)");
+    return NULL;
+  }
+  w->data = data;
+  w->mode = mode;
+  w->path = get_string(env, argv[0]);
+  w->tmp = w->path ? get_string(env, argv[1]) : NULL;
+  if (!w->tmp) {
+    free(w->path);
+    free(w);
+    return NULL;
+  }
+  napi_value promise, name;
+  if (napi_create_reference(env, argv[2], 1, &w->data_ref) != napi_ok) {
+    free(w->path);
+    free(w->tmp);
+    free(w);
+    napi_throw_error(env, NULL, "berth_native: cannot hold the buffer");
+    return NULL;
+  }
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "berth:writeFileAtomic", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, atomic_write_execute, atomic_write_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    napi_delete_reference(env, w->data_ref);
+    free(w->path);
+    free(w->tmp);
+    free(w);
+    napi_throw_error(env, NULL, "berth_native: cannot queue writeFileAtomic");
     return NULL;
   }
   return promise;
@@ -1216,6 +1361,7 @@ NAPI_MODULE_INIT() {
     {"lgetxattr", NULL, Lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, Syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeFileAtomic", NULL, WriteFileAtomic, NULL, NULL, NULL, napi_enumerable, NULL},
     {"createNetns", NULL, CreateNetns, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -8,26 +8,13 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { errnoCode } from '../core/errdefs/index.js';
+import { native } from '../engine/runtime/native.js';
 
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.tmp-${path.basename(file)}-${crypto.randomBytes(6).toString('hex')}`);
-  const handle = await fsp.open(tmp, 'w', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  try {
-    await fsp.rename(tmp, file);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
-  await syncDir(path.dirname(file));
+  const bytes = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // the whole sequence is one thread-pool job in the addon (eight round trips through fs/promises)
+  await native().writeFileAtomic(file, tmp, bytes, mode);
 }
 
 export function writeFileAtomicSync(file: string, data: string | Uint8Array, mode = 0o600): void {

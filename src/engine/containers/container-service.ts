@@ -29,10 +29,10 @@ import { humanDuration } from '../../util/units.js';
 import type { ImageService } from '../images/image-service.js';
 import { type OverlaySnapshotter, overlayOptions } from '../snapshots/overlay.js';
 import { type ConmonRuntime, CreateError } from '../runtime/conmon.js';
-import { MNT_DETACH, native } from '../runtime/native.js';
+import { native, unmountDetached } from '../runtime/native.js';
 import { secureJoin } from '../runtime/rootfs-path.js';
 import { DEFAULT_PATH, buildSpec, type OciMount } from '../runtime/spec.js';
-import { resolveUser } from '../runtime/user.js';
+import { resolveUserSync } from '../runtime/user.js';
 import { AttachHub, type AttachClient } from './attach.js';
 import { validateHealthConfig } from './health.js';
 import type { ContainerMounts } from './mounts.js';
@@ -149,6 +149,8 @@ export class ContainerService {
   private readonly signals = new EventEmitter();
   private readonly attachHub = new AttachHub();
   private readonly runcDeletes = new Map<string, Promise<void>>();
+  /** Root filesystems detached whose overlay has not ended yet (see unmountRootfs). */
+  private readonly rootfsReleases = new Map<string, Promise<void>>();
   private networking: ContainerNetworking = new LoopbackNetworking();
   private exitWatcher: fs.FSWatcher | undefined;
   private readonly logWatchers = new Map<string, fs.FSWatcher>();
@@ -288,7 +290,7 @@ export class ContainerService {
         continue;
       }
       if (c.state.Running || c.state.Status === 'restarting') {
-        if ((await this.runtime.readExit(c.id)) !== undefined) {
+        if (this.runtime.readExit(c.id) !== undefined) {
           exitsPending.push(c.id);
         } else if (this.conmonAlive(c)) {
           this.log.info('container still running', { id: shortId(c.id) });
@@ -305,7 +307,7 @@ export class ContainerService {
         // a start interrupted between `runc create` and its record leaves runc's
         // container (and its conmon) behind: the next start would find the id taken
         if (inRunc.has(c.id)) await this.runtime.runc.delete(c.id, true).catch(() => {});
-        await this.unmountRootfs(c.id);
+        this.unmountRootfs(c.id);
         await fsp.rm(this.bundle(c.id), { recursive: true, force: true });
       }
     }
@@ -417,7 +419,7 @@ export class ContainerService {
       if (!c.state.Running || c.state.Restarting) continue;
       try {
         if (c.logMaxSize > 0) await rotateLogs(this.dir(c.id), c.logMaxFiles);
-        if (!this.conmonAlive(c) && (await this.runtime.readExit(c.id)) === undefined) {
+        if (!this.conmonAlive(c) && this.runtime.readExit(c.id) === undefined) {
           this.log.warn('container monitor died', { id: shortId(c.id) });
           await this.locks.run(c.id, async () => {
             const cur = this.store.get(c.id);
@@ -547,7 +549,7 @@ export class ContainerService {
     const id = c.id;
     const pendingDelete = this.runcDeletes.get(id);
     if (pendingDelete) await pendingDelete;
-    await this.runtime.clearExit(id);
+    this.runtime.clearExit(id);
     const bundle = this.bundle(id);
     let network: NetworkSetup | undefined;
     let mountsPrepared = false;
@@ -572,50 +574,35 @@ export class ContainerService {
     });
     mark('spawned');
     try {
-      // root filesystem: the image's layers under the container's writable layer
-      const rootfs = this.rootfs(id);
-      await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
-      await this.unmountRootfs(id);
-      const overlay = await this.snapshots.mounts(id);
-      native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(overlay));
-      mark('mounted');
-
-      const user = await resolveUser(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []);
-      const cwd = c.config.WorkingDir || '/';
-      if (c.config.WorkingDir) {
-        const p = await secureJoin(rootfs, c.config.WorkingDir);
-        const existed = await fsp.stat(p).then(() => true, () => false);
-        if (!existed) {
-          await fsp.mkdir(p, { recursive: true, mode: 0o755 });
-          await fsp.chown(p, user.uid, user.gid);
+      // the root filesystem (then the user, read from it) and the network (then
+      // the /etc files that name it) are prepared side by side
+      const rootfsReady = (async () => {
+        const rootfs = await this.mountRootfs(id);
+        mark('mounted');
+        const user = resolveUserSync(rootfs, c.config.User, c.hostConfig.GroupAdd ?? []); // two small reads: less than their thread-pool round trips
+        if (c.config.WorkingDir) {
+          const p = await secureJoin(rootfs, c.config.WorkingDir);
+          const existed = await fsp.stat(p).then(() => true, () => false);
+          if (!existed) {
+            await fsp.mkdir(p, { recursive: true, mode: 0o755 });
+            await fsp.chown(p, user.uid, user.gid);
+          }
         }
-      }
-
-      mark('user');
-      network = await this.networking.setup(c);
-      mark('network');
-      let etc: { hostnamePath: string; hostsPath: string; resolvConfPath: string };
-      if (network.shareEtcFrom) {
-        // container:<id> mode: the same name, hosts and resolver as that container
-        const other = this.store.get(network.shareEtcFrom)!;
-        c.config.Hostname = other.config.Hostname;
-        c.config.Domainname = other.config.Domainname;
-        const dir = this.dir(other.id);
-        etc = { hostnamePath: path.join(dir, 'hostname'), hostsPath: path.join(dir, 'hosts'), resolvConfPath: path.join(dir, 'resolv.conf') };
-      } else {
-        etc = await writeEtcFiles({
-          dir: this.dir(id),
-          hostname: c.config.Hostname,
-          domainname: c.config.Domainname,
-          network: network.kind === 'container' ? 'bridge' : network.kind,
-          addresses: network.addresses,
-          extraHosts: [...(c.hostConfig.ExtraHosts ?? []), ...this.linkHosts(c)],
-          dns: c.hostConfig.Dns?.length ? c.hostConfig.Dns : network.dnsServers,
-          dnsSearch: c.hostConfig.DnsSearch,
-          dnsOptions: c.hostConfig.DnsOptions,
-          hostGateway: network.hostGateway,
-        });
-      }
+        mark('user');
+        return { rootfs, user };
+      })();
+      const networkReady = (async () => {
+        network = await this.networking.setup(c);
+        mark('network');
+        return { network, etc: await this.etcFiles(c, network) };
+      })();
+      const [fsSide, netSide] = await Promise.allSettled([rootfsReady, networkReady]);
+      if (fsSide.status === 'rejected') throw fsSide.reason;
+      if (netSide.status === 'rejected') throw netSide.reason;
+      const { rootfs, user } = fsSide.value;
+      const { etc } = netSide.value;
+      network = netSide.value.network;
+      const cwd = c.config.WorkingDir || '/';
 
       const env = [...(c.config.Env ?? [])];
       const has = (k: string): boolean => env.some((e) => e.startsWith(`${k}=`));
@@ -680,9 +667,11 @@ export class ContainerService {
         init: hc.Init ? this.config.initPath : undefined,
       });
 
-      await fsp.rm(bundle, { recursive: true, force: true });
-      await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
-      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      // the exec root is runtime state (tmpfs, /run): a few small synchronous
+      // calls there cost less than their round trips through the thread pool
+      fs.rmSync(bundle, { recursive: true, force: true });
+      fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
       mark('bundle');
 
       const creating = pendingCreate.go();
@@ -745,9 +734,12 @@ export class ContainerService {
       const message = errorMessage(err);
       this.log.info('container failed to start', { id: shortId(id), error: message });
       await this.runtime.runc.delete(id, true).catch(() => {});
-      if (network) await this.networking.teardown(c).catch(() => {});
+      if (network) {
+        await network.ready?.catch(() => {}); // nothing of the setup still in flight
+        await this.networking.teardown(c).catch(() => {});
+      }
       if (mountsPrepared) await this.mountsHelper?.release(c);
-      await this.unmountRootfs(id);
+      this.unmountRootfs(id);
       await fsp.rm(bundle, { recursive: true, force: true });
       this.attachHub.closeAll(id);
       const startError = err instanceof CreateError ? `OCI runtime create failed: ${message}: unknown` : message;
@@ -768,6 +760,30 @@ export class ContainerService {
       if (err instanceof CreateError) throw c.state.ExitCode === 127 || c.state.ExitCode === 126 ? invalidArgument(startError) : internal(startError);
       throw err;
     }
+  }
+
+  /** The container's /etc/hostname, hosts and resolv.conf (its own, or those of the container whose network it joins). */
+  private async etcFiles(c: ContainerRecord, network: NetworkSetup): Promise<{ hostnamePath: string; hostsPath: string; resolvConfPath: string }> {
+    if (network.shareEtcFrom) {
+      // container:<id> mode: the same name, hosts and resolver as that container
+      const other = this.store.get(network.shareEtcFrom)!;
+      c.config.Hostname = other.config.Hostname;
+      c.config.Domainname = other.config.Domainname;
+      const dir = this.dir(other.id);
+      return { hostnamePath: path.join(dir, 'hostname'), hostsPath: path.join(dir, 'hosts'), resolvConfPath: path.join(dir, 'resolv.conf') };
+    }
+    return writeEtcFiles({
+      dir: this.dir(c.id),
+      hostname: c.config.Hostname,
+      domainname: c.config.Domainname,
+      network: network.kind === 'container' ? 'bridge' : network.kind,
+      addresses: network.addresses,
+      extraHosts: [...(c.hostConfig.ExtraHosts ?? []), ...this.linkHosts(c)],
+      dns: c.hostConfig.Dns?.length ? c.hostConfig.Dns : network.dnsServers,
+      dnsSearch: c.hostConfig.DnsSearch,
+      dnsOptions: c.hostConfig.DnsOptions,
+      hostGateway: network.hostGateway,
+    });
   }
 
   /** --link name:alias on the default bridge: hosts entries for running containers. */
@@ -792,9 +808,9 @@ export class ContainerService {
       .run(id, async () => {
         const c = this.store.get(id);
         if (!c || !(c.state.Running || c.state.Status === 'restarting')) return;
-        const code = await this.runtime.readExit(id);
+        const code = this.runtime.readExit(id);
         if (code === undefined) return;
-        const oom = await fsp.stat(path.join(this.bundle(id), 'oom')).then(() => true, () => false);
+        const oom = fs.existsSync(path.join(this.bundle(id), 'oom'));
         await this.finishExit(c, code, oom);
       })
       .catch((err) => this.log.error('processing container exit failed', { id: shortId(id), error: err as Error }));
@@ -830,7 +846,7 @@ export class ContainerService {
     this.unwatchLogs(id);
     if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) await rotateLogs(this.dir(id), c.logMaxFiles).catch(() => {});
     mark('rotated');
-    await this.unmountRootfs(id);
+    this.unmountRootfs(id);
     mark('unmounted');
     // runc's own bookkeeping (state dir, cgroups) goes in the background;
     // a restart of this container waits for it. Spawning runc costs the main
@@ -841,7 +857,7 @@ export class ContainerService {
         .catch((err) => this.log.warn('runc delete failed', { id: shortId(id), error: err as Error }))
         .then(async () => {
           await fsp.rm(this.bundle(id), { recursive: true, force: true });
-          await this.runtime.clearExit(id);
+          this.runtime.clearExit(id);
         })
         .finally(() => this.runcDeletes.delete(id));
       this.runcDeletes.set(id, del);
@@ -932,14 +948,33 @@ export class ContainerService {
   onStarted: (c: ContainerRecord) => void = () => {};
   onStopped: (c: ContainerRecord) => void = () => {};
 
-  private async unmountRootfs(id: string): Promise<void> {
+  /**
+   * Detaches the container's root filesystem; the overlay ends (and syncs the
+   * upper filesystem) in the background. Its next mount waits for that, and
+   * so do the layer's files before they are deleted.
+   */
+  private unmountRootfs(id: string): void {
+    const released = unmountDetached(this.rootfs(id));
+    const earlier = this.rootfsReleases.get(id);
+    const all = Promise.all([earlier, released]).then(
+      () => {},
+      () => {},
+    );
+    this.rootfsReleases.set(id, all);
+    void all.then(() => {
+      if (this.rootfsReleases.get(id) === all) this.rootfsReleases.delete(id);
+    });
+  }
+
+  /** Mounts the container's layers on its rootfs (after any earlier overlay of them ended). */
+  private async mountRootfs(id: string): Promise<string> {
     const rootfs = this.rootfs(id);
-    try {
-      native().umount2(rootfs, MNT_DETACH);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code !== 'EINVAL' && code !== 'ENOENT') throw err;
-    }
+    if (!fs.existsSync(rootfs)) await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
+    this.unmountRootfs(id); // a mount left behind by a crash
+    const overlay = await this.snapshots.mounts(id);
+    await this.rootfsReleases.get(id);
+    native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(overlay));
+    return rootfs;
   }
 
   /** Resolves when the container leaves the running state (or at once if it is not running). */
@@ -1200,7 +1235,7 @@ export class ContainerService {
     this.restartDelays.delete(id);
     this.attachHub.closeAll(id);
     this.unwatchLogs(id);
-    await this.unmountRootfs(id);
+    this.unmountRootfs(id);
     // the record's directory rename is the commit point; a writable layer
     // left without a record is swept at the next start
     await this.store.delete(id);
@@ -1488,9 +1523,7 @@ export class ContainerService {
       if (!this.store.get(c.id)) throw notFound(`No such container: ${input}`);
       if (c.state.Running) throw conflict(`container ${shortId(c.id)} started meanwhile; try again`);
       if (c.state.Status === 'removing' || c.state.Status === 'dead') throw conflict(`container ${shortId(c.id)} is being removed`);
-      await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
-      await this.unmountRootfs(c.id);
-      native().mount('overlay', rootfs, 'overlay', 0, overlayOptions(await this.snapshots.mounts(c.id)));
+      await this.mountRootfs(c.id);
       try {
         const root = await openRoot();
         try {
@@ -1499,7 +1532,7 @@ export class ContainerService {
           await root.close();
         }
       } finally {
-        await this.unmountRootfs(c.id);
+        this.unmountRootfs(c.id);
       }
     });
   }

@@ -4,6 +4,7 @@
  * rewritten at every start, so a torn write after a crash is harmless and
  * they need no fsync on the start path.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,10 +40,11 @@ const LOCAL_HOSTS = [
 ];
 
 /** Host resolv.conf without loopback resolvers (unreachable from a netns). */
-export async function hostResolvConf(): Promise<{ nameservers: string[]; search: string[]; options: string[] }> {
+export function hostResolvConf(): { nameservers: string[]; search: string[]; options: string[] } {
   let text = '';
   try {
-    text = await fsp.readFile('/etc/resolv.conf', 'utf8');
+    // a few hundred bytes, read at each start: less than four thread-pool round trips
+    text = fs.readFileSync('/etc/resolv.conf', 'utf8');
   } catch {
     // no resolver configuration on the host
   }
@@ -88,7 +90,7 @@ export async function writeEtcFiles(o: EtcFilesInput): Promise<EtcFiles> {
   }
   writes.push(fsp.writeFile(files.hostsPath, hosts, { mode: 0o644 }));
 
-  const host = await hostResolvConf();
+  const host = hostResolvConf();
   let nameservers = o.dns?.length ? o.dns : host.nameservers;
   if (o.network !== 'host') nameservers = nameservers.filter((n) => !/^127\.|^::1$/.test(n));
   if (nameservers.length === 0 && o.network !== 'host') nameservers = ['8.8.8.8', '8.8.4.4'];

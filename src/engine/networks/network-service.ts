@@ -814,10 +814,12 @@ export class NetworkService implements ContainerNetworking {
     c.networkSettings.Ports = this.portsView(c, []);
     c.networkSettings.SandboxKey = w.state.netns;
     this.sandboxes.set(c.id, w.state);
-    await writeJsonAtomic(this.sandboxFile(c.id), w.state);
+    // the record of the hand-over is written while runc creates the container
+    const ready = writeJsonAtomic(this.sandboxFile(c.id), w.state);
+    ready.catch(() => {}); // awaited by the caller; never unhandled
     this.events.publish('network', 'connect', n.id, { container: c.id, name: n.name, type: 'bridge' });
     void this.refillWarm();
-    return { namespace: { path: w.state.netns }, kind: 'bridge', addresses: [w.ip], hostGateway: this.defaultGateway(), ready: Promise.resolve() };
+    return { namespace: { path: w.state.netns }, kind: 'bridge', addresses: [w.ip], hostGateway: this.defaultGateway(), ready };
   }
 
   /** Prepares warm sandboxes on the default bridge until there are WARM_SANDBOXES (background work). */

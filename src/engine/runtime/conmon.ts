@@ -11,6 +11,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
+import { promisify } from 'node:util';
 import { errorMessage, internal, invalidArgument } from '../../core/errdefs/index.js';
 import { devNull, native, type SeqpacketHandle } from './native.js';
 import { Runc, runcMessage } from './runc.js';
@@ -445,21 +446,25 @@ export class ConmonRuntime {
         .then((fh) => fh.close())
         .catch(() => {});
     }, 100);
-    let data: Buffer;
+    // init writes a byte once we open our end, then execs (its end closes):
+    // read to the end, so that the process runs the user's command when we return
+    let received = 0;
     try {
-      const fh = await fsp.open(fifo, 'r');
+      const fd = await promisify(fs.open)(fifo, fs.constants.O_RDONLY);
       try {
-        data = await fh.readFile();
+        const buf = Buffer.alloc(64);
+        for (let n; (n = await readInto(fd, buf)) > 0; ) received += n;
       } finally {
-        await fh.close();
+        fs.closeSync(fd);
       }
     } finally {
       clearInterval(watchdog);
     }
-    if (data.length === 0) {
+    if (received === 0) {
       throw new CreateError(dead ? 'container process is already dead' : 'cannot start an already running container');
     }
-    await fsp.rm(fifo, { force: true });
+    // runc's own sign of a started container (state dir in the exec root: small, synchronous)
+    fs.rmSync(fifo, { force: true });
   }
 
   /**
@@ -519,9 +524,10 @@ export class ConmonRuntime {
   }
 
   /** The exit code conmon recorded, if the container has ended. */
-  async readExit(id: string): Promise<number | undefined> {
+  /** The exit code conmon recorded (a small file in the exec root, tmpfs: read synchronously). */
+  readExit(id: string): number | undefined {
     try {
-      const text = await fsp.readFile(this.exitFile(id), 'utf8');
+      const text = fs.readFileSync(this.exitFile(id), 'utf8');
       const code = parseInt(text.trim(), 10);
       return Number.isNaN(code) ? undefined : code;
     } catch {
@@ -529,12 +535,16 @@ export class ConmonRuntime {
     }
   }
 
-  async clearExit(id: string): Promise<void> {
-    await fsp.rm(this.exitFile(id), { force: true });
+  clearExit(id: string): void {
+    fs.rmSync(this.exitFile(id), { force: true });
   }
 }
 
 const CONMON_STDERR = 3;
+
+function readInto(fd: number, buf: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve(n))));
+}
 
 /**
  * A connection to conmon's attach socket. Packets from conmon carry the

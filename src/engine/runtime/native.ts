@@ -15,6 +15,11 @@ export interface NativeAddon {
   /** syncfs(2) of the filesystem holding path, on the thread pool. */
   syncfs(path: string): Promise<void>;
   /**
+   * data written to tmp (created, mode), fsync'd, renamed over path, the
+   * directory fsync'd: one job on the thread pool. tmp is gone on failure.
+   */
+  writeFileAtomic(path: string, tmp: string, data: Buffer, mode: number): Promise<void>;
+  /**
    * Sets ext4's FS_TOPDIR_FL on a directory, so that each new subdirectory is
    * placed in a block group of its own (Orlov); false where unsupported.
    */
@@ -96,4 +101,35 @@ let devNullFd: number | undefined;
 export function devNull(): number {
   if (devNullFd === undefined) devNullFd = fs.openSync('/dev/null', 'r+');
   return devNullFd;
+}
+
+const O_PATH = 0o10000000;
+
+/**
+ * Unmounts target (detached) and lets the filesystem end off the main thread.
+ * The last reference to an overlay syncs its whole upper filesystem as it goes
+ * (ovl_sync_fs), as does any disk filesystem: 100 ms and more while other
+ * writes are pending, and a plain umount2 pays it inside the call. A
+ * descriptor opened on the mount first keeps it alive through the detach;
+ * closing that on libuv's thread pool does the rest. The promise settles once
+ * the filesystem is gone (true) or at once when nothing was mounted (false).
+ */
+export function unmountDetached(target: string): Promise<boolean> {
+  let pin: number | undefined;
+  try {
+    pin = fs.openSync(target, O_PATH | fs.constants.O_DIRECTORY);
+  } catch {
+    // not a directory we can open: umount2 says what is wrong, if anything
+  }
+  try {
+    native().umount2(target, MNT_DETACH);
+  } catch (err) {
+    if (pin !== undefined) fs.closeSync(pin); // not a mount: nothing ends with it
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EINVAL' || code === 'ENOENT') return Promise.resolve(false);
+    throw err;
+  }
+  if (pin === undefined) return Promise.resolve(true);
+  const fd = pin;
+  return new Promise((resolve) => fs.close(fd, () => resolve(true)));
 }

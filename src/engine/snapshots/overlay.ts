@@ -29,6 +29,8 @@ export class OverlaySnapshotter implements Snapshotter {
   private readonly activeDir: string;
   private readonly emptyDir: string;
   private readonly cache = new Map<Digest, LayerInfo>();
+  /** Active snapshots' parents (fixed for a key's life), as their parent files say. */
+  private readonly parents = new Map<string, Digest | null>();
 
   constructor(root: string) {
     this.layersDir = path.join(root, 'layers');
@@ -155,35 +157,46 @@ export class OverlaySnapshotter implements Snapshotter {
 
   async prepare(key: string, parent: Digest | null): Promise<OverlayMount> {
     const dir = path.join(this.activeDir, key);
-    await fsp.mkdir(path.join(dir, 'upper'), { recursive: true, mode: 0o755 });
-    await fsp.mkdir(path.join(dir, 'work'), { recursive: true, mode: 0o700 });
+    const upperDir = path.join(dir, 'upper');
+    const workDir = path.join(dir, 'work');
+    await fsp.mkdir(dir, { recursive: true, mode: 0o755 });
+    await Promise.all([fsp.mkdir(upperDir, { recursive: true, mode: 0o755 }), fsp.mkdir(workDir, { recursive: true, mode: 0o700 })]);
+    // written last (its directory synced): a snapshot with a parent file is whole
     await writeFileAtomic(path.join(dir, 'parent'), parent ?? '');
-    return this.mounts(key);
+    this.parents.set(key, parent);
+    return { lowerDirs: await this.lowerDirs(parent), upperDir, workDir };
   }
 
-  /** The chain an active snapshot sits on (null: none, or unknown key). */
-  async activeParent(key: string): Promise<Digest | null> {
-    const text = await fsp.readFile(path.join(this.activeDir, key, 'parent'), 'utf8').catch(() => '');
-    return text ? (text as Digest) : null;
-  }
-
-  async mounts(key: string): Promise<OverlayMount> {
-    const dir = path.join(this.activeDir, key);
-    let parentText: string;
+  private async parentOf(key: string): Promise<Digest | null> {
+    const known = this.parents.get(key);
+    if (known !== undefined) return known;
+    let text: string;
     try {
-      parentText = await fsp.readFile(path.join(dir, 'parent'), 'utf8');
+      text = await fsp.readFile(path.join(this.activeDir, key, 'parent'), 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') throw notFound(`snapshot ${key} does not exist`);
       throw err;
     }
-    const parent = parentText ? (parentText as Digest) : null;
-    return { lowerDirs: await this.lowerDirs(parent), upperDir: path.join(dir, 'upper'), workDir: path.join(dir, 'work') };
+    const parent = text ? (text as Digest) : null;
+    this.parents.set(key, parent);
+    return parent;
+  }
+
+  /** The chain an active snapshot sits on (null: none, or unknown key). */
+  async activeParent(key: string): Promise<Digest | null> {
+    return this.parentOf(key).catch(() => null);
+  }
+
+  async mounts(key: string): Promise<OverlayMount> {
+    const dir = path.join(this.activeDir, key);
+    return { lowerDirs: await this.lowerDirs(await this.parentOf(key)), upperDir: path.join(dir, 'upper'), workDir: path.join(dir, 'work') };
   }
 
   /** The rename is the removal; the files go in the background (drafts/ is swept at start). */
   async remove(key: string): Promise<void> {
     const dir = path.join(this.activeDir, key);
     const doomed = path.join(this.draftsDir, `rm-${key}-${crypto.randomBytes(4).toString('hex')}`);
+    this.parents.delete(key);
     try {
       await fsp.rename(dir, doomed);
     } catch (err) {

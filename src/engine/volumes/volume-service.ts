@@ -19,7 +19,7 @@ import type { Logger } from '../../util/log.js';
 import { KeyedMutex, Mutex } from '../../util/mutex.js';
 import { rfc3339Nano } from '../../util/time.js';
 import { diskUsage } from '../snapshots/overlay.js';
-import { MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, native } from '../runtime/native.js';
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, native, unmountDetached } from '../runtime/native.js';
 
 export interface VolumeRecord {
   name: string;
@@ -257,7 +257,7 @@ export class VolumeService {
     const data = this.dataPath(name);
     if (!isMountPoint(data)) return;
     try {
-      native().umount2(data, MNT_DETACH);
+      void unmountDetached(data); // a disk filesystem syncs as it ends: not on the main thread
       this.events.publish('volume', 'unmount', name, { driver: 'local' });
     } catch (err) {
       this.log.warn('unmounting volume failed', { name, error: err as Error });
