@@ -21,19 +21,19 @@ test('rotation keeps the replaced file and reading spans all files in order', as
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'logs-'));
   const line = (n: number): string => `2024-01-02T03:04:0${n}.000000000+00:00 stdout F line${n}\n`;
   await fsp.writeFile(path.join(dir, 'ctr.log'), line(1));
-  await rotateLogs(dir, 3); // links ctr.log.cur
+  rotateLogs(dir, 3); // links ctr.log.cur
   // conmon replaces the file when it is full
   await fsp.writeFile(path.join(dir, 'ctr.log.tmp'), line(2));
   await fsp.rename(path.join(dir, 'ctr.log.tmp'), path.join(dir, 'ctr.log'));
-  await rotateLogs(dir, 3);
+  rotateLogs(dir, 3);
   await fsp.writeFile(path.join(dir, 'ctr.log.tmp'), line(3));
   await fsp.rename(path.join(dir, 'ctr.log.tmp'), path.join(dir, 'ctr.log'));
   const all = await readLogs(dir, 3, { stdout: true, stderr: true, tail: -1, follow: false });
   assert.deepEqual(all.map((e) => e.data.toString()), ['line1\n', 'line2\n', 'line3\n']);
-  await rotateLogs(dir, 3);
+  rotateLogs(dir, 3);
   await fsp.writeFile(path.join(dir, 'ctr.log.tmp'), line(4));
   await fsp.rename(path.join(dir, 'ctr.log.tmp'), path.join(dir, 'ctr.log'));
-  await rotateLogs(dir, 3);
+  rotateLogs(dir, 3);
   const kept = await readLogs(dir, 3, { stdout: true, stderr: true, tail: -1, follow: false });
   assert.deepEqual(kept.map((e) => e.data.toString()), ['line2\n', 'line3\n', 'line4\n'], 'max-file 3 keeps three files');
   const tail = await readLogs(dir, 3, { stdout: true, stderr: true, tail: 1, follow: false });

@@ -294,7 +294,11 @@ export class ContainerService {
           exitsPending.push(c.id);
         } else if (this.conmonAlive(c)) {
           this.log.info('container still running', { id: shortId(c.id) });
-          await rotateLogs(this.dir(c.id), c.logMaxFiles).catch(() => {});
+          try {
+            rotateLogs(this.dir(c.id), c.logMaxFiles);
+          } catch {
+            // kept for the next rotation
+          }
           this.watchLogs(c);
           this.mountsHelper?.adopt(c);
         } else {
@@ -369,23 +373,12 @@ export class ContainerService {
   private watchLogs(c: ContainerRecord): void {
     if (c.hostConfig.LogConfig.Type === 'none' || c.logMaxSize <= 0 || this.logWatchers.has(c.id)) return;
     const dir = this.dir(c.id);
-    let busy = false;
-    let again = false;
     const rotate = (): void => {
-      if (busy) {
-        again = true;
-        return;
+      try {
+        rotateLogs(dir, c.logMaxFiles);
+      } catch (err) {
+        this.log.warn('log rotation failed', { id: shortId(c.id), error: err as Error });
       }
-      busy = true;
-      void rotateLogs(dir, c.logMaxFiles)
-        .catch((err) => this.log.warn('log rotation failed', { id: shortId(c.id), error: err as Error }))
-        .finally(() => {
-          busy = false;
-          if (again) {
-            again = false;
-            rotate();
-          }
-        });
     };
     try {
       const w = fs.watch(dir, (event, filename) => {
@@ -418,7 +411,7 @@ export class ContainerService {
       // a container waiting out its restart back-off has no monitor, by design
       if (!c.state.Running || c.state.Restarting) continue;
       try {
-        if (c.logMaxSize > 0) await rotateLogs(this.dir(c.id), c.logMaxFiles);
+        if (c.logMaxSize > 0) rotateLogs(this.dir(c.id), c.logMaxFiles);
         if (!this.conmonAlive(c) && this.runtime.readExit(c.id) === undefined) {
           this.log.warn('container monitor died', { id: shortId(c.id) });
           await this.locks.run(c.id, async () => {
@@ -683,7 +676,7 @@ export class ContainerService {
       });
       mark('created');
       if (logging) {
-        await rotateLogs(this.dir(id), c.logMaxFiles);
+        rotateLogs(this.dir(id), c.logMaxFiles);
         this.watchLogs(c);
       }
 
@@ -844,7 +837,13 @@ export class ContainerService {
     if (!c.hostConfig.AutoRemove) await this.store.save(c);
     mark('saved');
     this.unwatchLogs(id);
-    if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) await rotateLogs(this.dir(id), c.logMaxFiles).catch(() => {});
+    if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) {
+      try {
+        rotateLogs(this.dir(id), c.logMaxFiles);
+      } catch {
+        // kept for the next rotation
+      }
+    }
     mark('rotated');
     this.unmountRootfs(id);
     mark('unmounted');

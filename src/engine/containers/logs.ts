@@ -108,30 +108,40 @@ export async function logFiles(dir: string, maxFiles: number): Promise<string[]>
 /**
  * Keeps the file conmon just replaced: if ctr.log is a new inode, the old
  * one (still linked as ctr.log.cur) becomes ctr.log.1 and older ones shift.
+ * Synchronous: a few stats and renames of directory entries (no data, no
+ * sync), cheaper than their round trips through the thread pool at each start.
  */
-export async function rotateLogs(dir: string, maxFiles: number): Promise<void> {
+export function rotateLogs(dir: string, maxFiles: number): void {
   const live = path.join(dir, LOG_FILE);
   const cur = path.join(dir, CURRENT_LINK);
-  const liveIno = await inode(live);
+  const liveIno = inodeSync(live);
   if (liveIno === undefined) return;
-  const curIno = await inode(cur);
+  const curIno = inodeSync(cur);
   if (curIno === liveIno) return;
   if (curIno !== undefined) {
     if (maxFiles <= 1) {
-      await fsp.rm(cur, { force: true });
+      fs.rmSync(cur, { force: true });
     } else {
-      await fsp.rm(path.join(dir, `${LOG_FILE}.${maxFiles - 1}`), { force: true });
+      fs.rmSync(path.join(dir, `${LOG_FILE}.${maxFiles - 1}`), { force: true });
       for (let i = maxFiles - 2; i >= 1; i--) {
-        await fsp.rename(path.join(dir, `${LOG_FILE}.${i}`), path.join(dir, `${LOG_FILE}.${i + 1}`)).catch(() => {});
+        try {
+          fs.renameSync(path.join(dir, `${LOG_FILE}.${i}`), path.join(dir, `${LOG_FILE}.${i + 1}`));
+        } catch {
+          // fewer files so far
+        }
       }
-      await fsp.rename(cur, path.join(dir, `${LOG_FILE}.1`));
+      fs.renameSync(cur, path.join(dir, `${LOG_FILE}.1`));
     }
   }
   try {
-    await fsp.link(live, cur);
+    fs.linkSync(live, cur);
   } catch (err) {
     if (errnoCode(err) !== 'EEXIST' && errnoCode(err) !== 'ENOENT') throw err;
   }
+}
+
+function inodeSync(p: string): number | undefined {
+  return fs.statSync(p, { throwIfNoEntry: false })?.ino;
 }
 
 /** Where a read of ctr.log stopped: its inode and the bytes of complete records read. */
