@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { followLogs, parseLogLine, readLogs, rotateLogs } from '../../src/engine/containers/logs.js';
+import { type LogHandover, followLogs, parseLogLine, readLogs, rotateLogs } from '../../src/engine/containers/logs.js';
 
 test('k8s-file lines parse into Docker log entries', () => {
   const e = parseLogLine(Buffer.from('2024-01-02T03:04:05.120000000+00:00 stderr F oops'))!;
@@ -86,4 +86,27 @@ test('follow reads once more after the container stopped: its last output is not
   await followLogs(dir, q, (e) => void got.push(e.data.toString()), isDone, new AbortController().signal, {});
   assert.deepEqual(got, ['hi\n']);
   await fsp.rm(dir, { recursive: true });
+});
+
+test('follow reads the file readLogs opened: a container removed in between (docker-py run(remove=True)) loses nothing', async () => {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'logs-'));
+  const dir = path.join(root, 'ctr');
+  await fsp.mkdir(dir);
+  const line = (n: number): string => `2024-01-02T03:04:0${n}.000000000+00:00 stdout F line${n}\n`;
+  for (const tail of [-1, 0]) {
+    await fsp.writeFile(path.join(dir, 'ctr.log'), line(1));
+    const q = { stdout: true, stderr: true, tail, follow: true };
+    const handover: LogHandover = {};
+    const read = await readLogs(dir, 3, q, handover);
+    assert.deepEqual(read.map((e) => e.data.toString()), tail === 0 ? [] : ['line1\n']);
+    assert.ok(handover.handle, 'the live file is handed over open');
+    // the container writes its last line and exits; its directory is renamed away (removal)
+    await fsp.appendFile(path.join(dir, 'ctr.log'), line(2));
+    await fsp.rename(dir, path.join(root, 'removed'));
+    const got: string[] = [];
+    await followLogs(dir, q, (e) => void got.push(e.data.toString()), () => true, new AbortController().signal, handover);
+    assert.deepEqual(got, ['line2\n']);
+    await fsp.rename(path.join(root, 'removed'), dir);
+  }
+  await fsp.rm(root, { recursive: true });
 });

@@ -40,7 +40,7 @@ import type { FilesystemView, FsMount } from './container-fs.js';
 import { ContainerStore } from './container-store.js';
 import { buildHostConfig, commandOf, logLimits, mergeConfig, validateHostConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
-import { type LogEntry, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
+import { type LogEntry, type LogHandover, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
 
 export interface ContainerServiceConfig {
   dataRoot: string;
@@ -1300,23 +1300,37 @@ export class ContainerService {
   }
 
   /** Streams log entries to emit; resolves when done (or the signal aborts). */
-  async logs(input: string, q: LogQuery, emit: (e: LogEntry) => Promise<void> | void, abort: AbortSignal): Promise<void> {
+  /**
+   * The container's log entries; with follow, then what it writes until it
+   * stops. `opened` is called once the log is open: a client told the stream
+   * has begun may remove the container next (docker-py's run), and what was
+   * written is read all the same.
+   */
+  async logs(input: string, q: LogQuery, emit: (e: LogEntry) => Promise<void> | void, abort: AbortSignal, opened?: () => void): Promise<void> {
     const c = this.resolve(input);
     if (c.hostConfig.LogConfig.Type === 'none') {
       throw invalidArgument('configured logging driver does not support reading');
     }
     const dir = this.dir(c.id);
     const startedRunning = c.state.Running;
-    // follow goes on where the read stopped (tail 0: from the end), not from
-    // the end at that later moment: output written in between would be lost
-    const position = q.follow && q.tail !== 0 ? {} : undefined;
-    const entries = await readLogs(dir, c.logMaxFiles, q, position);
-    for (const e of entries) {
-      if (abort.aborted) return;
-      await emit(e);
+    // follow goes on where the read stopped (tail 0: from the end), in the same
+    // open file, not from the end at that later moment: output written in
+    // between would be lost
+    const handover: LogHandover | undefined = q.follow && startedRunning ? {} : undefined;
+    try {
+      const entries = await readLogs(dir, c.logMaxFiles, q, handover);
+      opened?.();
+      for (const e of entries) {
+        if (abort.aborted) return;
+        await emit(e);
+      }
+      if (!handover) return;
+      const from = { ...handover };
+      handover.handle = undefined; // followLogs owns it now
+      await followLogs(dir, q, emit, () => !(this.store.get(c.id)?.state.Running ?? false), abort, from);
+    } finally {
+      await handover?.handle?.close();
     }
-    if (!q.follow || !startedRunning) return;
-    await followLogs(dir, q, emit, () => !(this.store.get(c.id)?.state.Running ?? false), abort, position);
   }
 
   /** Resizes the container's tty. */

@@ -150,7 +150,23 @@ export interface LogPosition {
   offset: number;
 }
 
-async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring: number): Promise<LogPosition | undefined> {
+/**
+ * What readLogs hands to followLogs: where the read of ctr.log stopped and
+ * that file, still open. A container that exits and is removed meanwhile
+ * takes its directory with it; the open file still has every record.
+ */
+export interface LogHandover {
+  at?: LogPosition;
+  handle?: fsp.FileHandle;
+}
+
+async function readFileEntries(
+  file: string,
+  q: LogQuery,
+  out: LogEntry[],
+  ring: number,
+  keep?: (handle: fsp.FileHandle) => void,
+): Promise<LogPosition | undefined> {
   let rest: Buffer = Buffer.alloc(0);
   let read = 0;
   const onLine = (line: Buffer): void => {
@@ -166,15 +182,24 @@ async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring:
     if (errnoCode(err) !== 'ENOENT') throw err;
     return undefined;
   }
+  let kept = false;
   try {
-    const { ino } = await fh.stat();
-    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 16, autoClose: false })) {
-      read += (chunk as Buffer).length;
-      rest = Buffer.from(splitLines(rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer), onLine));
+    const { ino, size } = await fh.stat();
+    if (q.tail !== 0) {
+      for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 16, autoClose: false, start: 0 })) {
+        read += (chunk as Buffer).length;
+        rest = Buffer.from(splitLines(rest.length ? Buffer.concat([rest, chunk as Buffer]) : (chunk as Buffer), onLine));
+      }
+    } else {
+      read = size; // tail 0: only what comes next
+    }
+    if (keep) {
+      keep(fh);
+      kept = true;
     }
     return { ino, offset: read - rest.length };
   } finally {
-    await fh.close();
+    if (!kept) await fh.close();
   }
 }
 
@@ -183,12 +208,16 @@ async function readFileEntries(file: string, q: LogQuery, out: LogEntry[], ring:
  * `position`, also says where the read of ctr.log stopped, for followLogs to
  * go on from there (output written in between is neither lost nor repeated).
  */
-export async function readLogs(dir: string, maxFiles: number, q: LogQuery, position?: { at?: LogPosition }): Promise<LogEntry[]> {
+export async function readLogs(dir: string, maxFiles: number, q: LogQuery, position?: LogHandover): Promise<LogEntry[]> {
   const entries: LogEntry[] = [];
-  if (q.tail === 0) return entries;
   const live = path.join(dir, LOG_FILE);
+  if (q.tail === 0) {
+    if (position) position.at = await readFileEntries(live, q, entries, 0, (h) => (position.handle = h));
+    return entries;
+  }
   for (const f of await logFiles(dir, maxFiles)) {
-    const at = await readFileEntries(f, q, entries, q.tail);
+    const keep = position && f === live ? (h: fsp.FileHandle) => (position.handle = h) : undefined;
+    const at = await readFileEntries(f, q, entries, q.tail, keep);
     if (position && f === live) position.at = at;
   }
   return q.tail > 0 && entries.length > q.tail ? entries.slice(entries.length - q.tail) : entries;
@@ -196,7 +225,8 @@ export async function readLogs(dir: string, maxFiles: number, q: LogQuery, posit
 
 /**
  * Follows ctr.log from its current end, or from `from` (where readLogs
- * stopped; from the start if ctr.log was replaced since or did not exist):
+ * stopped, in the file it read, which followLogs then owns; from the start
+ * if ctr.log was replaced since or did not exist):
  * calls emit for each new entry until the signal aborts or isDone() says the
  * container stopped and all output was read. Survives rotation (reopens when
  * the inode changes).
@@ -207,7 +237,7 @@ export async function followLogs(
   emit: (e: LogEntry) => Promise<void> | void,
   isDone: () => boolean,
   signal: AbortSignal,
-  from?: { at?: LogPosition },
+  from?: LogHandover,
 ): Promise<void> {
   const file = path.join(dir, LOG_FILE);
   let fh: fsp.FileHandle | undefined;
@@ -225,8 +255,15 @@ export async function followLogs(
       fh = undefined;
     }
   };
-  await open(from === undefined);
-  if (from !== undefined && from.at !== undefined && ino === from.at.ino) offset = from.at.offset;
+  if (from?.handle && from.at) {
+    fh = from.handle;
+    ino = from.at.ino;
+    offset = from.at.offset;
+  } else {
+    await from?.handle?.close();
+    await open(from === undefined);
+    if (from !== undefined && from.at !== undefined && ino === from.at.ino) offset = from.at.offset;
+  }
   const buf = Buffer.alloc(1 << 16);
   let wake: (() => void) | undefined;
   let watcher: fs.FSWatcher | undefined;

@@ -35,6 +35,7 @@ export interface ContainersBackend {
     q: { stdout: boolean; stderr: boolean; since?: number; until?: number; tail: number; follow: boolean },
     emit: (e: LogEntryView) => Promise<void> | void,
     abort: AbortSignal,
+    opened?: () => void,
   ): Promise<void>;
   attach(id: string, client: AttachClient): void;
   resize(id: string, h: number, w: number): Promise<void>;
@@ -181,7 +182,6 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
       ctx.res!.flushHeaders();
     };
     const follow = ctx.bool('follow');
-    if (follow) begin();
     await b.logs(
       c.id,
       { stdout, stderr, since, until, tail, follow },
@@ -192,6 +192,11 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
         if (!ok) return new Promise<void>((resolve) => ctx.res!.once('drain', () => resolve()));
       },
       ctx.signal,
+      // a follower hears the stream has begun once the log is open, not before
+      // (docker-py's run then waits and removes the container)
+      () => {
+        if (follow) begin();
+      },
     );
     begin();
     ctx.res!.end();
