@@ -660,11 +660,12 @@ export class ContainerService {
         init: hc.Init ? this.config.initPath : undefined,
       });
 
-      // the exec root is runtime state (tmpfs, /run): a few small synchronous
-      // calls there cost less than their round trips through the thread pool
+      // directory entries only, synchronously (cheaper than thread-pool round
+      // trips); the spec's data is written on the pool, where writeback
+      // throttling, if any, stalls a worker and not the event loop
       fs.rmSync(bundle, { recursive: true, force: true });
       fs.mkdirSync(bundle, { recursive: true, mode: 0o700 });
-      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(spec));
+      await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
       mark('bundle');
 
       const creating = pendingCreate.go();

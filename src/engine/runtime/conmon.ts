@@ -463,7 +463,7 @@ export class ConmonRuntime {
     if (received === 0) {
       throw new CreateError(dead ? 'container process is already dead' : 'cannot start an already running container');
     }
-    // runc's own sign of a started container (state dir in the exec root: small, synchronous)
+    // runc's own sign of a started container (a directory entry: removed synchronously)
     fs.rmSync(fifo, { force: true });
   }
 
@@ -524,7 +524,7 @@ export class ConmonRuntime {
   }
 
   /** The exit code conmon recorded, if the container has ended. */
-  /** The exit code conmon recorded (a small file in the exec root, tmpfs: read synchronously). */
+  /** The exit code conmon recorded (a few bytes, just written: read synchronously). */
   readExit(id: string): number | undefined {
     try {
       const text = fs.readFileSync(this.exitFile(id), 'utf8');
