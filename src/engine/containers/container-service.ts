@@ -294,11 +294,7 @@ export class ContainerService {
           exitsPending.push(c.id);
         } else if (this.conmonAlive(c)) {
           this.log.info('container still running', { id: shortId(c.id) });
-          try {
-            rotateLogs(this.dir(c.id), c.logMaxFiles);
-          } catch {
-            // kept for the next rotation
-          }
+          this.rotateLogsOf(c);
           this.watchLogs(c);
           this.mountsHelper?.adopt(c);
         } else {
@@ -370,19 +366,21 @@ export class ContainerService {
    * conmon replaces ctr.log (a rename) when it reaches max-size; rotating at
    * once keeps the replaced file, so what survives is the newest output.
    */
+  /** rotateLogs for a container; a failure is logged, and the next rotation tries again. */
+  private rotateLogsOf(c: ContainerRecord): void {
+    try {
+      rotateLogs(this.dir(c.id), c.logMaxFiles);
+    } catch (err) {
+      this.log.warn('log rotation failed', { id: shortId(c.id), error: err as Error });
+    }
+  }
+
   private watchLogs(c: ContainerRecord): void {
     if (c.hostConfig.LogConfig.Type === 'none' || c.logMaxSize <= 0 || this.logWatchers.has(c.id)) return;
     const dir = this.dir(c.id);
-    const rotate = (): void => {
-      try {
-        rotateLogs(dir, c.logMaxFiles);
-      } catch (err) {
-        this.log.warn('log rotation failed', { id: shortId(c.id), error: err as Error });
-      }
-    };
     try {
       const w = fs.watch(dir, (event, filename) => {
-        if (event === 'rename' && filename === LOG_FILE) rotate();
+        if (event === 'rename' && filename === LOG_FILE) this.rotateLogsOf(c);
       });
       w.on('error', () => this.unwatchLogs(c.id));
       this.logWatchers.set(c.id, w);
@@ -838,13 +836,7 @@ export class ContainerService {
     if (!c.hostConfig.AutoRemove) await this.store.save(c);
     mark('saved');
     this.unwatchLogs(id);
-    if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) {
-      try {
-        rotateLogs(this.dir(id), c.logMaxFiles);
-      } catch {
-        // kept for the next rotation
-      }
-    }
+    if (c.logMaxSize > 0 && !c.hostConfig.AutoRemove) this.rotateLogsOf(c);
     mark('rotated');
     this.unmountRootfs(id);
     mark('unmounted');
@@ -1300,12 +1292,12 @@ export class ContainerService {
     }
   }
 
-  /** Streams log entries to emit; resolves when done (or the signal aborts). */
   /**
-   * The container's log entries; with follow, then what it writes until it
-   * stops. `opened` is called once the log is open: a client told the stream
-   * has begun may remove the container next (docker-py's run), and what was
-   * written is read all the same.
+   * Streams log entries to emit (with follow, then what the container writes
+   * until it stops); resolves when done or the signal aborts. `opened` is
+   * called once the log is open: a client told the stream has begun may
+   * remove the container next (docker-py's run), and what was written is read
+   * all the same.
    */
   async logs(input: string, q: LogQuery, emit: (e: LogEntry) => Promise<void> | void, abort: AbortSignal, opened?: () => void): Promise<void> {
     const c = this.resolve(input);

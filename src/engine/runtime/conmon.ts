@@ -523,8 +523,7 @@ export class ConmonRuntime {
     }
   }
 
-  /** The exit code conmon recorded, if the container has ended. */
-  /** The exit code conmon recorded (a few bytes, just written: read synchronously). */
+  /** The exit code conmon recorded, if the container has ended (a few bytes: read synchronously). */
   readExit(id: string): number | undefined {
     try {
       const text = fs.readFileSync(this.exitFile(id), 'utf8');
