@@ -290,6 +290,18 @@ static napi_value Umount2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Ends a thread-pool job's promise: resolved with undefined, or rejected with
+ * the errno the job recorded. */
+static void settle(napi_env env, napi_deferred deferred, int err, const char *what, const char *path) {
+  if (err) {
+    napi_reject_deferred(env, deferred, errno_error(env, err, what, path));
+    return;
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_resolve_deferred(env, deferred, undefined);
+}
+
 /* syncfs(path): a promise; flushes the filesystem holding path (after
  * unpacking a layer) on libuv's thread pool, since writeback can take
  * seconds and the daemon's event loop must not wait for it. */
@@ -322,13 +334,7 @@ static void syncfs_complete(napi_env env, napi_status status, void *data) {
     w->err = ECANCELED;
     w->what = "syncfs";
   }
-  if (w->err) {
-    napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->what, w->path));
-  } else {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, w->deferred, undefined);
-  }
+  settle(env, w->deferred, w->err, w->what, w->path);
   napi_delete_async_work(env, w->work);
   free(w->path);
   free(w);
@@ -432,13 +438,7 @@ static void atomic_write_complete(napi_env env, napi_status status, void *p) {
   if (status != napi_ok && !w->err) {
     w->err = ECANCELED, w->what = "write", w->err_path = w->path;
   }
-  if (w->err) {
-    napi_reject_deferred(env, w->deferred, errno_error(env, w->err, w->what, w->err_path));
-  } else {
-    napi_value undefined;
-    napi_get_undefined(env, &undefined);
-    napi_resolve_deferred(env, w->deferred, undefined);
-  }
+  settle(env, w->deferred, w->err, w->what, w->err_path);
   napi_delete_reference(env, w->data_ref);
   napi_delete_async_work(env, w->work);
   free(w->path);
