@@ -5,9 +5,9 @@
  * it. netavark takes no locks of its own, so callers serialise calls that
  * touch the same network.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { internal } from '../../core/errdefs/index.js';
+import { runHelper } from '../runtime/helper.js';
 
 export interface NetavarkSubnet {
   subnet: string;
@@ -65,31 +65,24 @@ export class Netavark {
     readonly aardvarkBinary: string | undefined,
   ) {}
 
-  private run(command: 'setup' | 'teardown', netns: string, req: NetavarkRequest): Promise<string> {
+  private async run(command: 'setup' | 'teardown', netns: string, req: NetavarkRequest): Promise<string> {
     const args = ['--config', this.configDir];
     if (this.aardvarkBinary) args.push('--aardvark-binary', this.aardvarkBinary);
     args.push(command, netns);
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.binary, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-      child.on('error', (e) => reject(internal(`cannot run netavark: ${e.message}`, e)));
-      child.on('close', (code) => {
-        if (code === 0) return resolve(out);
-        let message = err.trim() || out.trim();
-        try {
-          const parsed = JSON.parse(out.trim() || err.trim()) as { error?: string };
-          if (parsed.error) message = parsed.error;
-        } catch {
-          // plain text
-        }
-        reject(internal(`netavark ${command} failed: ${message}`));
-      });
-      child.stdin.on('error', () => {});
-      child.stdin.end(JSON.stringify(req));
-    });
+    const r = await runHelper(this.binary, args, { input: JSON.stringify(req), env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } }).catch(
+      (e: Error) => {
+        throw internal(`cannot run netavark: ${e.message}`, e);
+      },
+    );
+    if (r.code === 0) return r.stdout;
+    let message = r.stderr.trim() || r.stdout.trim();
+    try {
+      const parsed = JSON.parse(r.stdout.trim() || r.stderr.trim()) as { error?: string };
+      if (parsed.error) message = parsed.error;
+    } catch {
+      // plain text
+    }
+    throw internal(`netavark ${command} failed: ${message}`);
   }
 
   async setup(netns: string, req: NetavarkRequest): Promise<NetavarkStatus> {

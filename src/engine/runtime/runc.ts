@@ -1,5 +1,5 @@
 /** The runc command line, per daemon root (`runc --root <execRoot>/runc`). */
-import { run } from '../../util/proc.js';
+import { runHelper } from './helper.js';
 
 export interface RuncState {
   id: string;
@@ -39,7 +39,7 @@ export class Runc {
   }
 
   private async exec(args: string[]): Promise<string> {
-    const r = await run(this.binary, [...this.globalArgs(), ...args]);
+    const r = await runHelper(this.binary, [...this.globalArgs(), ...args]);
     if (r.code !== 0) throw new RuncError(runcMessage(r.stderr || r.stdout) || `runc ${args[0]} failed (exit ${r.code})`);
     return r.stdout;
   }
@@ -63,7 +63,7 @@ export class Runc {
 
   /** New resource limits for a running container (LinuxResources JSON on stdin). */
   async update(id: string, resources: object): Promise<void> {
-    const r = await run(this.binary, [...this.globalArgs(), 'update', '--resources', '-', id], { input: JSON.stringify(resources) });
+    const r = await runHelper(this.binary, [...this.globalArgs(), 'update', '--resources', '-', id], { input: JSON.stringify(resources) });
     if (r.code !== 0) throw new RuncError(runcMessage(r.stderr || r.stdout) || `runc update failed (exit ${r.code})`);
   }
 
