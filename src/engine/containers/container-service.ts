@@ -961,7 +961,7 @@ export class ContainerService {
   /** Mounts the container's layers on its rootfs (after any earlier overlay of them ended). */
   private async mountRootfs(id: string): Promise<string> {
     const rootfs = this.rootfs(id);
-    if (!fs.existsSync(rootfs)) await fsp.mkdir(rootfs, { recursive: true, mode: 0o755 });
+    fs.mkdirSync(rootfs, { recursive: true, mode: 0o755 }); // a directory entry: no thread-pool round trip
     this.unmountRootfs(id); // a mount left behind by a crash
     const overlay = await this.snapshots.mounts(id);
     await this.rootfsReleases.get(id);
