@@ -2,6 +2,7 @@
  * Container records on disk: <root>/containers/<id>/container.json, each
  * written atomically. The in-memory map is the index; names are unique.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { ContainerRecord } from '../../core/containers/types.js';
@@ -63,7 +64,7 @@ export class ContainerStore {
   }
 
   async save(rec: ContainerRecord): Promise<void> {
-    await fsp.mkdir(this.dir(rec.id), { recursive: true, mode: 0o710 });
+    fs.mkdirSync(this.dir(rec.id), { recursive: true, mode: 0o710 }); // a directory entry: no round trip
     await writeJsonAtomic(path.join(this.dir(rec.id), 'container.json'), rec);
     this.byId.set(rec.id, rec);
   }
