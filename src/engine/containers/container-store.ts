@@ -79,7 +79,7 @@ export class ContainerStore {
     const dir = this.dir(id);
     const doomed = path.join(this.root, `.rm-${id}`);
     try {
-      await fsp.rename(dir, doomed);
+      fs.renameSync(dir, doomed); // a directory entry: no thread-pool round trip
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;

@@ -201,7 +201,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const doomed = path.join(this.draftsDir, `rm-${key}-${crypto.randomBytes(4).toString('hex')}`);
     this.parents.delete(key);
     try {
-      await fsp.rename(dir, doomed);
+      fs.renameSync(dir, doomed); // a directory entry: no thread-pool round trip
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return;
       throw err;
