@@ -73,29 +73,18 @@ static napi_value errno_error(napi_env env, int err, const char *syscall, const 
   napi_value message, error, code, errnoValue;
   napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
   napi_create_error(env, NULL, message, &error);
-  const char *name = "EUNKNOWN";
-  switch (err) {
-    case ENOENT: name = "ENOENT"; break;
-    case EEXIST: name = "EEXIST"; break;
-    case EPERM: name = "EPERM"; break;
-    case EACCES: name = "EACCES"; break;
-    case EINVAL: name = "EINVAL"; break;
-    case ENOTSUP: name = "ENOTSUP"; break;
-    case ENODATA: name = "ENODATA"; break;
-    case EBUSY: name = "EBUSY"; break;
-    case ECONNREFUSED: name = "ECONNREFUSED"; break;
-    case ENOTDIR: name = "ENOTDIR"; break;
-    case ENAMETOOLONG: name = "ENAMETOOLONG"; break;
-    case ENOSPC: name = "ENOSPC"; break;
-    case EDQUOT: name = "EDQUOT"; break;
-    case EIO: name = "EIO"; break;
-    case EROFS: name = "EROFS"; break;
-    case EISDIR: name = "EISDIR"; break;
-  }
+  /* libuv names every errno as Node does (uv errors are -errno on Unix) */
+  const char *name = uv_err_name(-err);
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_set_named_property(env, error, "code", code);
   napi_create_int32(env, err, &errnoValue);
   napi_set_named_property(env, error, "errno", errnoValue);
+  napi_value syscallValue;
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscallValue) == napi_ok)
+    napi_set_named_property(env, error, "syscall", syscallValue);
+  napi_value pathValue;
+  if (path && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &pathValue) == napi_ok)
+    napi_set_named_property(env, error, "path", pathValue);
   return error;
 }
 
@@ -113,7 +102,10 @@ static char *get_string(napi_env env, napi_value value) {
     return NULL;
   }
   char *buf = malloc(len + 1);
-  if (!buf) return NULL;
+  if (!buf) {
+    throw_errno(env, ENOMEM, "malloc", NULL);
+    return NULL;
+  }
   napi_get_value_string_utf8(env, value, buf, len + 1, &len);
   return buf;
 }
@@ -484,6 +476,7 @@ static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
       napi_create_string_utf8(env, "berth:writeFileAtomic", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_async_work(env, NULL, name, atomic_write_execute, atomic_write_complete, w, &w->work) != napi_ok ||
       napi_queue_async_work(env, w->work) != napi_ok) {
+    if (w->work) napi_delete_async_work(env, w->work);
     napi_delete_reference(env, w->data_ref);
     free(w->path);
     free(w->tmp);
@@ -910,6 +903,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   posix_spawn_file_actions_init(&actions);
   posix_spawnattr_init(&attr);
   int ok = args && envp && fds;
+  if (!ok) throw_errno(env, ENOMEM, "posix_spawn", file);
   for (uint32_t i = 0; ok && i < argc; i++) {
     napi_value v;
     napi_get_element(env, argv[1], i, &v);

@@ -40,7 +40,7 @@ import type { FilesystemView, FsMount } from './container-fs.js';
 import { ContainerStore } from './container-store.js';
 import { buildHostConfig, commandOf, logLimits, mergeConfig, validateHostConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
-import { type LogEntry, type LogHandover, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
+import { type LogEntry, type LogHandover, type LogQuery, LOG_FILE, followLogs, readLogs, removeDiscardedLogs, rotateLogs } from './logs.js';
 
 export interface ContainerServiceConfig {
   dataRoot: string;
@@ -289,6 +289,7 @@ export class ContainerService {
         await this.removeLocked(c).catch((err) => this.log.warn('could not finish removal', { id: c.id, error: err as Error }));
         continue;
       }
+      await removeDiscardedLogs(this.dir(c.id));
       if (c.state.Running || c.state.Status === 'restarting') {
         if (this.runtime.readExit(c.id) !== undefined) {
           exitsPending.push(c.id);
@@ -942,13 +943,19 @@ export class ContainerService {
 
   /**
    * Detaches the container's root filesystem; the overlay ends (and syncs the
-   * upper filesystem) in the background. Its next mount waits for that, and
-   * so do the layer's files before they are deleted.
+   * upper filesystem) in the background. Its next mount waits for that.
    */
   private unmountRootfs(id: string): void {
-    const released = unmountDetached(this.rootfs(id));
-    const earlier = this.rootfsReleases.get(id);
-    const all = Promise.all([earlier, released]).then(
+    this.holdRootfs(id, unmountDetached(this.rootfs(id)));
+  }
+
+  /**
+   * Something keeps the container's overlay alive until `until` settles (the
+   * detached mount's last descriptor, or a root opened for `docker cp`): a new
+   * overlay of the same upper directory must not be mounted before.
+   */
+  private holdRootfs(id: string, until: Promise<unknown>): void {
+    const all = Promise.all([this.rootfsReleases.get(id), until]).then(
       () => {},
       () => {},
     );
@@ -1516,13 +1523,18 @@ export class ContainerService {
     const openRoot = (): Promise<fsp.FileHandle> => fsp.open(rootfs, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     const running = await this.locks.run(c.id, async () => {
       if (!this.store.get(c.id)) throw notFound(`No such container: ${input}`);
-      return c.state.Running ? await openRoot() : undefined;
+      if (!c.state.Running) return undefined;
+      const root = await openRoot();
+      // the open root keeps this overlay alive even if the container exits meanwhile
+      let closed!: () => void;
+      this.holdRootfs(c.id, new Promise<void>((resolve) => (closed = resolve)));
+      return { root, closed };
     });
     if (running) {
       try {
-        return await fn(this.filesystemView(c, running), c);
+        return await fn(this.filesystemView(c, running.root), c);
       } finally {
-        await running.close();
+        await running.root.close().finally(running.closed);
       }
     }
     return this.locks.run(c.id, async () => {

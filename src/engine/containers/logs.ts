@@ -7,6 +7,7 @@
  * is rotated to ctr.log.1, .2, ... up to max-file. Logs stay bounded even
  * while berthd is down (conmon's own cut), and rotated while it is up.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -108,8 +109,10 @@ export async function logFiles(dir: string, maxFiles: number): Promise<string[]>
 /**
  * Keeps the file conmon just replaced: if ctr.log is a new inode, the old
  * one (still linked as ctr.log.cur) becomes ctr.log.1 and older ones shift.
- * Synchronous: a few stats and renames of directory entries (no data, no
- * sync), cheaper than their round trips through the thread pool at each start.
+ * Synchronous: stats and renames of directory entries, cheaper than their
+ * round trips through the thread pool at each start. The file that drops out
+ * is renamed aside and deleted on the pool: freeing a max-size file's blocks
+ * takes 25-120 ms on ext4 (512 MB), not for the event loop to wait.
  */
 export function rotateLogs(dir: string, maxFiles: number): void {
   const live = path.join(dir, LOG_FILE);
@@ -118,11 +121,21 @@ export function rotateLogs(dir: string, maxFiles: number): void {
   if (liveIno === undefined) return;
   const curIno = inodeSync(cur);
   if (curIno === liveIno) return;
+  const discard = (file: string): void => {
+    const doomed = path.join(dir, `${DISCARDED_PREFIX}${crypto.randomBytes(4).toString('hex')}`);
+    try {
+      fs.renameSync(file, doomed);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return;
+      throw err;
+    }
+    void fsp.rm(doomed, { force: true }).catch(() => {});
+  };
   if (curIno !== undefined) {
     if (maxFiles <= 1) {
-      fs.rmSync(cur, { force: true });
+      discard(cur);
     } else {
-      fs.rmSync(path.join(dir, `${LOG_FILE}.${maxFiles - 1}`), { force: true });
+      discard(path.join(dir, `${LOG_FILE}.${maxFiles - 1}`));
       for (let i = maxFiles - 2; i >= 1; i--) {
         try {
           fs.renameSync(path.join(dir, `${LOG_FILE}.${i}`), path.join(dir, `${LOG_FILE}.${i + 1}`));
@@ -138,6 +151,15 @@ export function rotateLogs(dir: string, maxFiles: number): void {
   } catch (err) {
     if (errnoCode(err) !== 'EEXIST' && errnoCode(err) !== 'ENOENT') throw err;
   }
+}
+
+/** Log files on their way out (see rotateLogs); a crash may leave one, swept by removeDiscardedLogs. */
+const DISCARDED_PREFIX = `${LOG_FILE}.discarded-`;
+
+/** Deletes log files a rotation set aside but did not get to delete (daemon start). */
+export async function removeDiscardedLogs(dir: string): Promise<void> {
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.startsWith(DISCARDED_PREFIX)).map((n) => fsp.rm(path.join(dir, n), { force: true })));
 }
 
 function inodeSync(p: string): number | undefined {

@@ -16,7 +16,9 @@ export interface HelperOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+/** Signal numbers to names; the first name for each (SIGABRT, not its alias SIGIOT), as child_process says. */
+const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
+for (const [name, n] of Object.entries(os.constants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name as NodeJS.Signals);
 
 function closeAll(fds: number[]): void {
   for (const fd of fds) {

@@ -32,6 +32,8 @@ export class OverlaySnapshotter implements Snapshotter {
   private readonly cache = new Map<Digest, LayerInfo>();
   /** Active snapshots' parents (fixed for a key's life), as their parent files say. */
   private readonly parents = new Map<string, Digest | null>();
+  /** Counts removals: a parent read that a removal overtook is not cached. */
+  private removals = 0;
 
   constructor(root: string) {
     this.layersDir = path.join(root, 'layers');
@@ -173,6 +175,7 @@ export class OverlaySnapshotter implements Snapshotter {
   private async parentOf(key: string): Promise<Digest | null> {
     const known = this.parents.get(key);
     if (known !== undefined) return known;
+    const removals = this.removals;
     let text: string;
     try {
       text = await fsp.readFile(path.join(this.activeDir, key, 'parent'), 'utf8');
@@ -181,7 +184,7 @@ export class OverlaySnapshotter implements Snapshotter {
       throw err;
     }
     const parent = text ? (text as Digest) : null;
-    this.parents.set(key, parent);
+    if (removals === this.removals) this.parents.set(key, parent);
     return parent;
   }
 
@@ -200,6 +203,7 @@ export class OverlaySnapshotter implements Snapshotter {
     const dir = path.join(this.activeDir, key);
     const doomed = path.join(this.draftsDir, `rm-${key}-${crypto.randomBytes(4).toString('hex')}`);
     this.parents.delete(key);
+    this.removals++;
     try {
       fs.renameSync(dir, doomed); // a directory entry: no thread-pool round trip
     } catch (err) {

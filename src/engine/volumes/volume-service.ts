@@ -257,7 +257,9 @@ export class VolumeService {
     const data = this.dataPath(name);
     if (!isMountPoint(data)) return;
     try {
-      void unmountDetached(data); // a disk filesystem syncs as it ends: not on the main thread
+      // a disk filesystem syncs as it ends: on the thread pool, and under the
+      // volume's mount lock, so a new mount or a removal waits for it
+      await unmountDetached(data);
       this.events.publish('volume', 'unmount', name, { driver: 'local' });
     } catch (err) {
       this.log.warn('unmounting volume failed', { name, error: err as Error });
