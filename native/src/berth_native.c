@@ -20,16 +20,18 @@
  *    profile instead of once per exec.
  *
  *  - crash-safe state files written in one thread-pool job (WriteFileAtomic).
+ *  - malloc_trim, to hand back what threads freed once the daemon is idle.
  *
  * Every function is synchronous except the socket and the exit watch, whose
- * I/O runs on the loop, and syncfs, writeFileAtomic and gunzip, which run on
- * the thread pool.
+ * I/O runs on the loop, and syncfs, writeFileAtomic, mallocTrim and gunzip,
+ * which run on the thread pool.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <uv.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -350,6 +352,41 @@ static napi_value Syncfs(napi_env env, napi_callback_info info) {
     free(w->path);
     free(w);
     napi_throw_error(env, NULL, "berth_native: cannot queue syncfs");
+    return NULL;
+  }
+  return promise;
+}
+
+/* mallocTrim(): a promise; glibc's malloc_trim(0) on the thread pool. Memory
+ * that threads freed (layer unpacking workers, the thread pool) stays in
+ * glibc's arenas until trimmed; V8's memory reducer does not reach it. */
+struct trim_work {
+  napi_async_work work;
+  napi_deferred deferred;
+};
+
+static void trim_execute(napi_env env, void *p) {
+  malloc_trim(0);
+}
+
+static void trim_complete(napi_env env, napi_status status, void *p) {
+  struct trim_work *w = p;
+  settle(env, w->deferred, 0, NULL, NULL);
+  napi_delete_async_work(env, w->work);
+  free(w);
+}
+
+static napi_value MallocTrim(napi_env env, napi_callback_info info) {
+  struct trim_work *w = calloc(1, sizeof *w);
+  if (!w) return throw_errno(env, ENOMEM, "mallocTrim", NULL);
+  napi_value promise, name;
+  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "berth:mallocTrim", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, trim_execute, trim_complete, w, &w->work) != napi_ok ||
+      napi_queue_async_work(env, w->work) != napi_ok) {
+    if (w->work) napi_delete_async_work(env, w->work);
+    free(w);
+    napi_throw_error(env, NULL, "berth_native: cannot queue mallocTrim");
     return NULL;
   }
   return promise;
@@ -1356,6 +1393,7 @@ NAPI_MODULE_INIT() {
     {"llistxattr", NULL, Llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
     {"syncfs", NULL, Syncfs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeFileAtomic", NULL, WriteFileAtomic, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"mallocTrim", NULL, MallocTrim, NULL, NULL, NULL, napi_enumerable, NULL},
     {"createNetns", NULL, CreateNetns, NULL, NULL, NULL, napi_enumerable, NULL},
     {"mount", NULL, Mount, NULL, NULL, NULL, napi_enumerable, NULL},
     {"umount2", NULL, Umount2, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -44,6 +44,7 @@ import { distributionRoutes, type DistributionBackend } from '../server/routers/
 import { parsePlatform, pullReference } from '../engine/distribution/manifests.js';
 import type { SaveItem } from '../engine/images/save-load.js';
 import { Logger } from '../util/log.js';
+import { MemoryTrimmer } from './memory-trim.js';
 import { processExists, run } from '../util/proc.js';
 import { type DaemonConfig, USAGE, UsageError, parseDaemonArgs, socketPath } from './config.js';
 
@@ -292,7 +293,8 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
     });
   }
 
-  const server = new ApiServer(router, log.child({ component: 'api' }));
+  const trimmer = new MemoryTrimmer();
+  const server = new ApiServer(router, log.child({ component: 'api' }), () => trimmer.activity());
   for (const host of cfg.hosts) {
     const sock = socketPath(host);
     await server.listen(sock, 0o660);
@@ -303,6 +305,7 @@ export async function startDaemon(cfg: DaemonConfig, log: Logger): Promise<{ sto
 
   return {
     async stop() {
+      trimmer.stop();
       await server.close();
       containers.shutdown();
       stats.shutdown();

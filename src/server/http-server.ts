@@ -24,10 +24,18 @@ export class ApiServer {
   constructor(
     private readonly router: Router,
     private readonly log: Logger,
+    /** Called for each request (the daemon's idle-time housekeeping watches it). */
+    private readonly onRequest: () => void = () => {},
   ) {
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
-    this.server.on('request', (req, res) => void this.dispatch(req, res, undefined, undefined));
-    this.server.on('upgrade', (req, socket, head) => void this.dispatch(req, undefined, socket, head));
+    this.server.on('request', (req, res) => {
+      this.onRequest();
+      void this.dispatch(req, res, undefined, undefined);
+    });
+    this.server.on('upgrade', (req, socket, head) => {
+      this.onRequest();
+      void this.dispatch(req, undefined, socket, head);
+    });
     this.server.on('connection', (s) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

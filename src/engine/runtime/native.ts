@@ -19,6 +19,8 @@ export interface NativeAddon {
    * directory fsync'd: one job on the thread pool. tmp is gone on failure.
    */
   writeFileAtomic(path: string, tmp: string, data: Buffer, mode: number): Promise<void>;
+  /** glibc's malloc_trim(0) on the thread pool: returns what threads freed to the system. */
+  mallocTrim(): Promise<void>;
   /**
    * Sets ext4's FS_TOPDIR_FL on a directory, so that each new subdirectory is
    * placed in a block group of its own (Orlov); false where unsupported.
