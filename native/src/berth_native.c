@@ -296,6 +296,24 @@ static void settle(napi_env env, napi_deferred deferred, int err, const char *wh
   napi_resolve_deferred(env, deferred, undefined);
 }
 
+/* Queues a thread-pool job whose completion settles the returned promise.
+ * NULL, with an exception pending, when it cannot be queued: the caller frees
+ * its state (work and deferred are in it). */
+static napi_value queue_job(napi_env env, const char *resource, napi_async_execute_callback execute,
+                            napi_async_complete_callback complete, void *data, napi_deferred *deferred,
+                            napi_async_work *work) {
+  napi_value promise, name;
+  if (napi_create_promise(env, deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, resource, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, execute, complete, data, work) != napi_ok ||
+      napi_queue_async_work(env, *work) != napi_ok) {
+    if (*work) napi_delete_async_work(env, *work);
+    napi_throw_error(env, NULL, "berth_native: cannot queue a thread-pool job");
+    return NULL;
+  }
+  return promise;
+}
+
 /* syncfs(path): a promise; flushes the filesystem holding path (after
  * unpacking a layer) on libuv's thread pool, since writeback can take
  * seconds and the daemon's event loop must not wait for it. */
@@ -344,15 +362,10 @@ static napi_value Syncfs(napi_env env, napi_callback_info info) {
     free(w);
     return NULL;
   }
-  napi_value promise, name;
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "berth:syncfs", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, syncfs_execute, syncfs_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
+  napi_value promise = queue_job(env, "berth:syncfs", syncfs_execute, syncfs_complete, w, &w->deferred, &w->work);
+  if (!promise) {
     free(w->path);
     free(w);
-    napi_throw_error(env, NULL, "berth_native: cannot queue syncfs");
-    return NULL;
   }
   return promise;
 }
@@ -379,16 +392,8 @@ static void trim_complete(napi_env env, napi_status status, void *p) {
 static napi_value MallocTrim(napi_env env, napi_callback_info info) {
   struct trim_work *w = calloc(1, sizeof *w);
   if (!w) return throw_errno(env, ENOMEM, "mallocTrim", NULL);
-  napi_value promise, name;
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "berth:mallocTrim", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, trim_execute, trim_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
-    if (w->work) napi_delete_async_work(env, w->work);
-    free(w);
-    napi_throw_error(env, NULL, "berth_native: cannot queue mallocTrim");
-    return NULL;
-  }
+  napi_value promise = queue_job(env, "berth:mallocTrim", trim_execute, trim_complete, w, &w->deferred, &w->work);
+  if (!promise) free(w);
   return promise;
 }
 
@@ -501,7 +506,6 @@ static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
     free(w);
     return NULL;
   }
-  napi_value promise, name;
   if (napi_create_reference(env, argv[2], 1, &w->data_ref) != napi_ok) {
     free(w->path);
     free(w->tmp);
@@ -509,17 +513,12 @@ static napi_value WriteFileAtomic(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "berth_native: cannot hold the buffer");
     return NULL;
   }
-  if (napi_create_promise(env, &w->deferred, &promise) != napi_ok ||
-      napi_create_string_utf8(env, "berth:writeFileAtomic", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, atomic_write_execute, atomic_write_complete, w, &w->work) != napi_ok ||
-      napi_queue_async_work(env, w->work) != napi_ok) {
-    if (w->work) napi_delete_async_work(env, w->work);
+  napi_value promise = queue_job(env, "berth:writeFileAtomic", atomic_write_execute, atomic_write_complete, w, &w->deferred, &w->work);
+  if (!promise) {
     napi_delete_reference(env, w->data_ref);
     free(w->path);
     free(w->tmp);
     free(w);
-    napi_throw_error(env, NULL, "berth_native: cannot queue writeFileAtomic");
-    return NULL;
   }
   return promise;
 }
