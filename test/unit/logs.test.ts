@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type LogHandover, followLogs, parseLogLine, readLogs, removeDiscardedLogs, rotateLogs } from '../../src/engine/containers/logs.js';
+import { type LogHandover, followLogs, parseLogLine, readLogs, rotateLogs } from '../../src/engine/containers/logs.js';
+import { removeTempFiles } from '../../src/util/atomic-file.js';
 
 test('k8s-file lines parse into Docker log entries', () => {
   const e = parseLogLine(Buffer.from('2024-01-02T03:04:05.120000000+00:00 stderr F oops'))!;
@@ -39,11 +40,13 @@ test('rotation keeps the replaced file and reading spans all files in order', as
   const tail = await readLogs(dir, 3, { stdout: true, stderr: true, tail: 1, follow: false });
   assert.deepEqual(tail.map((e) => e.data.toString()), ['line4\n']);
   // the file that dropped out is deleted in the background; one a crash left is swept
+  // with the store's other leftovers when the records load
   for (let i = 0; i < 50 && (await fsp.readdir(dir)).some((n) => n.includes('discarded')); i++) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['ctr.log', 'ctr.log.1', 'ctr.log.2', 'ctr.log.cur']);
-  await fsp.writeFile(path.join(dir, 'ctr.log.discarded-0000'), 'x');
-  await removeDiscardedLogs(dir);
-  assert.ok(!(await fsp.readdir(dir)).includes('ctr.log.discarded-0000'));
+  const crashLeftover = `.tmp-ctr.log.discarded-0000`;
+  await fsp.writeFile(path.join(dir, crashLeftover), 'x');
+  await removeTempFiles(dir);
+  assert.ok(!(await fsp.readdir(dir)).includes(crashLeftover));
   await fsp.rm(dir, { recursive: true });
 });
 

@@ -40,7 +40,7 @@ import type { FilesystemView, FsMount } from './container-fs.js';
 import { ContainerStore } from './container-store.js';
 import { buildHostConfig, commandOf, logLimits, mergeConfig, validateHostConfig, validateName } from './create-config.js';
 import { writeEtcFiles } from './etc-files.js';
-import { type LogEntry, type LogHandover, type LogQuery, LOG_FILE, followLogs, readLogs, removeDiscardedLogs, rotateLogs } from './logs.js';
+import { type LogEntry, type LogHandover, type LogQuery, LOG_FILE, followLogs, readLogs, rotateLogs } from './logs.js';
 
 export interface ContainerServiceConfig {
   dataRoot: string;
@@ -289,7 +289,6 @@ export class ContainerService {
         await this.removeLocked(c).catch((err) => this.log.warn('could not finish removal', { id: c.id, error: err as Error }));
         continue;
       }
-      await removeDiscardedLogs(this.dir(c.id));
       if (c.state.Running || c.state.Status === 'restarting') {
         if (this.runtime.readExit(c.id) !== undefined) {
           exitsPending.push(c.id);
@@ -363,10 +362,6 @@ export class ContainerService {
     this.logWatchers.clear();
   }
 
-  /**
-   * conmon replaces ctr.log (a rename) when it reaches max-size; rotating at
-   * once keeps the replaced file, so what survives is the newest output.
-   */
   /** rotateLogs for a container; a failure is logged, and the next rotation tries again. */
   private rotateLogsOf(c: ContainerRecord): void {
     try {
@@ -376,6 +371,10 @@ export class ContainerService {
     }
   }
 
+  /**
+   * conmon replaces ctr.log (a rename) when it reaches max-size; rotating at
+   * once keeps the replaced file, so what survives is the newest output.
+   */
   private watchLogs(c: ContainerRecord): void {
     if (c.hostConfig.LogConfig.Type === 'none' || c.logMaxSize <= 0 || this.logWatchers.has(c.id)) return;
     const dir = this.dir(c.id);

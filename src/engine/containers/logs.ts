@@ -153,14 +153,12 @@ export function rotateLogs(dir: string, maxFiles: number): void {
   }
 }
 
-/** Log files on their way out (see rotateLogs); a crash may leave one, swept by removeDiscardedLogs. */
-const DISCARDED_PREFIX = `${LOG_FILE}.discarded-`;
-
-/** Deletes log files a rotation set aside but did not get to delete (daemon start). */
-export async function removeDiscardedLogs(dir: string): Promise<void> {
-  const names = await fsp.readdir(dir).catch(() => [] as string[]);
-  await Promise.all(names.filter((n) => n.startsWith(DISCARDED_PREFIX)).map((n) => fsp.rm(path.join(dir, n), { force: true })));
-}
+/**
+ * Log files on their way out (see rotateLogs). The `.tmp-` prefix is the
+ * store's mark for leftovers: a crash's is deleted when the records load
+ * (removeTempFiles), with no extra pass of its own.
+ */
+const DISCARDED_PREFIX = `.tmp-${LOG_FILE}.discarded-`;
 
 function inodeSync(p: string): number | undefined {
   return fs.statSync(p, { throwIfNoEntry: false })?.ino;
@@ -233,13 +231,13 @@ async function readFileEntries(
 export async function readLogs(dir: string, maxFiles: number, q: LogQuery, position?: LogHandover): Promise<LogEntry[]> {
   const entries: LogEntry[] = [];
   const live = path.join(dir, LOG_FILE);
+  const keepLive = position ? (h: fsp.FileHandle) => (position.handle = h) : undefined;
   if (q.tail === 0) {
-    if (position) position.at = await readFileEntries(live, q, entries, 0, (h) => (position.handle = h));
+    if (position) position.at = await readFileEntries(live, q, entries, 0, keepLive);
     return entries;
   }
   for (const f of await logFiles(dir, maxFiles)) {
-    const keep = position && f === live ? (h: fsp.FileHandle) => (position.handle = h) : undefined;
-    const at = await readFileEntries(f, q, entries, q.tail, keep);
+    const at = await readFileEntries(f, q, entries, q.tail, f === live ? keepLive : undefined);
     if (position && f === live) position.at = at;
   }
   return q.tail > 0 && entries.length > q.tail ? entries.slice(entries.length - q.tail) : entries;

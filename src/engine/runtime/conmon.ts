@@ -13,7 +13,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { promisify } from 'node:util';
 import { errorMessage, internal, invalidArgument } from '../../core/errdefs/index.js';
-import { devNull, native, type SeqpacketHandle } from './native.js';
+import { closeFds, devNull, native, type SeqpacketHandle } from './native.js';
 import { Runc, runcMessage } from './runc.js';
 
 export interface ConmonOptions {
@@ -268,13 +268,13 @@ export class ConmonRuntime {
       const [[, syncW], [startR], [, errW]] = pipes;
       pid = addon.spawn(this.conmonBinary, args, [devNull(), devNull(), errW, syncW, startR], () => {}, env);
     } catch (err) {
-      for (const fd of pipes.flat()) fs.closeSync(fd);
+      closeFds(pipes.flat());
       const failed = Promise.reject(internal(`cannot run conmon: ${errorMessage(err)}`, err instanceof Error ? err : undefined));
       failed.catch(() => {});
       return { go: () => failed, abort: () => {} };
     }
     const [[syncR, syncW], [startR, startWrite], [errR, errW]] = pipes;
-    for (const fd of [syncW, startR, errW]) fs.closeSync(fd); // conmon has its copies
+    closeFds([syncW, startR, errW]); // conmon has its copies
     let startW = startWrite;
 
     const sync = new net.Socket({ fd: syncR, readable: true, writable: false });

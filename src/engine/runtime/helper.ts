@@ -4,11 +4,10 @@
  * for each, ~2 ms of the event loop, and a `docker run --rm` costs two or
  * three of them. Same result as util/proc's run(): exit code, signal, output.
  */
-import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import type { RunResult } from '../../util/proc.js';
-import { devNull, native } from './native.js';
+import { closeFds, devNull, native } from './native.js';
 
 export interface HelperOptions {
   input?: string | Buffer;
@@ -19,16 +18,6 @@ export interface HelperOptions {
 /** Signal numbers to names; the first name for each (SIGABRT, not its alias SIGIOT), as child_process says. */
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
 for (const [name, n] of Object.entries(os.constants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name as NodeJS.Signals);
-
-function closeAll(fds: number[]): void {
-  for (const fd of fds) {
-    try {
-      fs.closeSync(fd);
-    } catch {
-      // already closed
-    }
-  }
-}
 
 /** Runs file (an absolute path) with args; resolves once it exited and its output ended. */
 export function runHelper(file: string, args: readonly string[], options: HelperOptions = {}): Promise<RunResult> {
@@ -54,7 +43,7 @@ export function runHelper(file: string, args: readonly string[], options: Helper
       stdin = devNull();
     }
   } catch (err) {
-    closeAll([...ours, ...theirs]);
+    closeFds([...ours, ...theirs]);
     return Promise.reject(err);
   }
   const env = Object.entries(options.env ?? process.env)
@@ -87,11 +76,11 @@ export function runHelper(file: string, args: readonly string[], options: Helper
         env,
       );
     } catch (err) {
-      closeAll([...ours, ...theirs]);
+      closeFds([...ours, ...theirs]);
       reject(err);
       return;
     }
-    closeAll(theirs); // the child has its copies
+    closeFds(theirs); // the child has its copies
     const collect = (fd: number, into: Buffer[]): void => {
       const sock = new net.Socket({ fd, readable: true, writable: false });
       let ended = false;

@@ -97,6 +97,17 @@ export function native(): NativeAddon {
   return addon;
 }
 
+/** Closes descriptors of our own (pipe ends a child has its copies of, or a failed spawn's). */
+export function closeFds(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
 let devNullFd: number | undefined;
 
 /** One descriptor of /dev/null (read-write, close-on-exec) for the stdio of spawned helpers. */

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../../core/errdefs/index.js';
 import { ALL_CAPABILITIES } from './spec.js';
-import { devNull, native } from './native.js';
+import { closeFds, devNull, native } from './native.js';
 import type { OciSeccomp } from './seccomp.js';
 
 /** The namespaces runc exec joins, in runc's order (configs.NamespaceTypes()). */
@@ -232,9 +232,6 @@ export class NsexecProcess extends EventEmitter {
     super();
     const addon = native();
     const fds: number[] = [];
-    const closeAll = (list: number[]): void => {
-      for (const fd of list) fs.closeSync(fd);
-    };
     const [ctlOurs, ctlTheirs] = addon.socketpair();
     fds.push(ctlOurs, ctlTheirs);
     // The helper's first read must not wait for our event loop: a request that
@@ -246,7 +243,7 @@ export class NsexecProcess extends EventEmitter {
         while (off < request.length) off += fs.writeSync(ctlOurs, request, off);
         unsent = Buffer.alloc(0);
       } catch (err) {
-        closeAll(fds);
+        closeFds(fds);
         throw err;
       }
     }
@@ -261,7 +258,7 @@ export class NsexecProcess extends EventEmitter {
         fds.push(inR, inW);
       } else inR = devNull();
     } catch (err) {
-      closeAll(fds);
+      closeFds(fds);
       throw err;
     }
     let resolveExit!: (code: number) => void;
@@ -270,11 +267,11 @@ export class NsexecProcess extends EventEmitter {
     try {
       helperPid = addon.spawn(rt.executable(), ['berth-nsexec'], [inR, outW, errW, ctlTheirs], (code, signal) => resolveExit(code >= 0 ? code : 128 + signal));
     } catch (err) {
-      closeAll(fds);
+      closeFds(fds);
       throw err;
     }
     // the helper has its copies now
-    closeAll([outW, errW, ctlTheirs, ...(o.stdin ? [inR] : [])]);
+    closeFds([outW, errW, ctlTheirs, ...(o.stdin ? [inR] : [])]);
 
     const reader = (fd: number, stream: 1 | 2): void => {
       const sock = new net.Socket({ fd, readable: true, writable: false });

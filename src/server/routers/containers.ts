@@ -6,6 +6,7 @@ import { Filters } from '../../core/filters.js';
 import { parseTimeArg } from '../../util/time.js';
 import type { RequestContext } from '../context.js';
 import type { Router } from '../router.js';
+import { drainedOrClosed } from '../../util/streams.js';
 import { frame } from '../stdcopy.js';
 import type { AttachClient } from '../../engine/containers/attach.js';
 
@@ -189,7 +190,7 @@ export function containerRoutes(router: Router, b: ContainersBackend): void {
         begin();
         const data = timestamps ? Buffer.concat([Buffer.from(`${e.time} `), e.data]) : e.data;
         const ok = ctx.res!.write(tty ? data : frame(e.stream, data));
-        if (!ok) return new Promise<void>((resolve) => ctx.res!.once('drain', () => resolve()));
+        if (!ok) return drainedOrClosed(ctx.res!); // a client that went away must not leave the follow waiting
       },
       ctx.signal,
       // a follower hears the stream has begun once the log is open, not before
